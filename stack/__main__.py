@@ -1,0 +1,225 @@
+"""``python -m stack demo|up``: the local Azure plus Airflow 3, as ``make demo`` and ``make up`` run them."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stack.airflow import REPO, AirflowSettings, AirflowStack
+from stack.localazure import LocalAzure, start_local_azure
+from stack.rest import TERMINAL_RUN_STATES, AirflowClient
+
+DAG_ID = "image_factory"
+DEFAULT_UI_PORT = 28080
+
+
+@dataclass
+class Stack:
+    """A running local Azure + Airflow, with an API client."""
+
+    azure: LocalAzure
+    airflow: AirflowStack
+    client: AirflowClient
+
+    def stop(self) -> None:
+        self.client.close()
+        self.airflow.stop()
+        self.azure.stop()
+
+
+def factory_subscription(config_dir: Path) -> str:
+    """Read the factory subscription from factory.json (the ARM connection's default subscription)."""
+    data = json.loads((config_dir / "factory.json").read_text(encoding="utf-8-sig"))
+    return str(data["Factory"]["SubscriptionId"])
+
+
+@contextlib.contextmanager
+def running_stack(
+    *,
+    run_dir: Path,
+    world: Path,
+    config_dir: Path,
+    port: int = 0,
+    fresh: bool = True,
+    emulator_config: dict[str, Any] | None = None,
+    extra_env: dict[str, str] | None = None,
+    say: Any = print,
+) -> Iterator[Stack]:
+    """Start the local Azure and Airflow under ``run_dir``; stop everything (by pid) on exit, also on errors."""
+    if fresh:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    say(f"starting the local Azure ({world.name}) …")
+    azure = start_local_azure(world=world, state_dir=run_dir / "azure", log_dir=run_dir / "logs")
+    airflow: AirflowStack | None = None
+    client: AirflowClient | None = None
+    try:
+        if emulator_config:
+            azure.post("/config", emulator_config)
+        settings = AirflowSettings(
+            home=run_dir / "airflow", port=port, config_dir=config_dir, extra_env=extra_env or {}
+        )
+        airflow = AirflowStack(settings, azure.connections_env(subscription_id=factory_subscription(config_dir)))
+        say("migrating the Airflow metadata DB and importing the pool …")
+        airflow.migrate()
+        airflow.import_pools()
+        say("starting api-server, scheduler, dag-processor, triggerer …")
+        airflow.start()
+        airflow.wait_healthy()
+        client = AirflowClient(airflow.base_url, airflow.settings.user, airflow.password)
+        client.wait_for_dag(DAG_ID)
+        say(f"stack ready in {time.monotonic() - started:.0f}s")
+        yield Stack(azure=azure, airflow=airflow, client=client)
+    finally:
+        if client is not None:
+            client.close()
+        if airflow is not None:
+            airflow.stop()
+        azure.stop()
+
+
+def follow_run(stack: Stack, run_id: str, *, timeout: float = 1800, interval: float = 2.0) -> dict[str, Any]:
+    """Print a progress line until the run ends; return the final DAG run."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    tty = sys.stdout.isatty()
+    while True:
+        run = stack.client.dag_run(DAG_ID, run_id)
+        tis = stack.client.task_instances(DAG_ID, run_id)
+        states = Counter(str(ti.get("state")) for ti in tis)
+        done = sum(states[s] for s in ("success", "skipped", "failed", "upstream_failed"))
+        try:
+            in_flight = stack.azure.stats().get("copies", {}).get("pending_now", 0)
+        except Exception:
+            in_flight = "?"
+        deferred = states.get("deferred", 0)
+        line = (
+            f"[{run['state']:>7}] tasks {done}/{len(tis)} done, {states.get('running', 0)} running, "
+            f"{deferred} deferred, {states.get('failed', 0)} failed — copies in flight: {in_flight}"
+        )
+        if line != last:
+            print(("\r" if tty else "") + line, end="" if tty else "\n", flush=True)
+            last = line
+        if run["state"] in TERMINAL_RUN_STATES:
+            if tty:
+                print()
+            return run
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def verify_report(stack: Stack, run_id: str) -> dict[str, Any] | None:
+    """Return the verify task's report (its XCom), or None if verify did not run."""
+    try:
+        value = stack.client.xcom(DAG_ID, run_id, "verify")
+    except Exception:
+        value = None
+    if isinstance(value, dict):
+        return value
+    reports = sorted(stack.airflow.report_dir.rglob("*.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(reports):
+        data = json.loads(path.read_text())
+        if data.get("run_id") == run_id:
+            return dict(data)
+    return None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    run_dir = REPO / ".run" / "demo"
+    with running_stack(
+        run_dir=run_dir, world=args.world, config_dir=args.config, emulator_config=json.loads(args.emulator_config)
+    ) as stack:
+        stack.client.unpause(DAG_ID)
+        run_id = stack.client.trigger(DAG_ID, conf={})
+        print(f"triggered {DAG_ID} run {run_id}")
+        started = time.monotonic()
+        run = follow_run(stack, run_id)
+        elapsed = time.monotonic() - started
+        report = verify_report(stack, run_id)
+        stats = stack.azure.stats()
+        if report and report.get("matrix_text"):
+            print()
+            print(report["matrix_text"])
+        problems = (report or {}).get("problems", ["verify produced no report"])
+        copies = stats.get("copies", {})
+        arm = stats.get("arm", {})
+        ok = run["state"] == "success" and not problems
+        print(
+            f"\n{'OK' if ok else 'FAILED'}: run {run['state']} in {elapsed:.0f}s — "
+            f"{copies.get('completed', 0)} copies, max {copies.get('max_pending', 0)} at once "
+            f"(pool {pool_slots(stack)}), {arm.get('writes', 0)} ARM writes, "
+            f"{len(problems)} problem(s)"
+        )
+        for problem in problems:
+            print(f"  - {problem}")
+        if not ok:
+            print(f"logs: {stack.airflow.log_dir} and {stack.airflow.settings.home / 'task-logs'}", file=sys.stderr)
+        return 0 if ok else 1
+
+
+def pool_slots(stack: Stack) -> int | str:
+    for pool in stack.client.pools():
+        if pool.get("name") == "image_distribution":
+            return int(pool.get("slots", 0))
+    return "?"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    run_dir = REPO / ".run" / "up"
+    stop = {"now": False}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop["now"] = True
+
+    with running_stack(run_dir=run_dir, world=args.world, config_dir=args.config, port=args.port) as stack:
+        stack.client.unpause(DAG_ID)
+        print(
+            f"\nAirflow UI: {stack.airflow.base_url}/  user: {stack.airflow.settings.user}  "
+            f"password: {stack.airflow.password}\nlocal Azure control API: {stack.azure.info['control_endpoint']}"
+            f"\nlogs: {stack.airflow.log_dir}\nCtrl-C stops everything.",
+            flush=True,
+        )
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        while not stop["now"]:
+            for child in stack.airflow.children.values():
+                if not child.alive():
+                    print(f"airflow {child.name} exited:\n{child.tail()}", file=sys.stderr)
+                    return 1
+            time.sleep(1)
+        print("stopping …")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stack")
+    parser.add_argument("--world", type=Path, default=REPO / "emulator" / "worlds" / "demo.json")
+    parser.add_argument("--config", type=Path, default=REPO / "Configuration")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run image_factory once end to end and print the verify matrix")
+    demo.add_argument(
+        "--emulator-config", default="{}", help="JSON for the emulator's /config, e.g. '{\"copy_seconds\": 5}'"
+    )
+    demo.set_defaults(func=cmd_demo)
+    up = sub.add_parser("up", help="start the stack and keep it running until Ctrl-C")
+    up.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_UI_PORT)))
+    up.set_defaults(func=cmd_up)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""The product run as a user runs it: REST triggers, the pool, a no-op re-run, params, a backfill.
+
+One stack (local Azure + api-server, scheduler, dag-processor, triggerer) serves the whole module; the tests run
+in file order and each builds on the state the previous one left, as a lab administrator's week would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from emulator.vhd import make_disk
+from stack.__main__ import DAG_ID, Stack, verify_report
+from stack.rest import TERMINAL_RUN_STATES
+from tests.e2e.conftest import EXTRA_LAB, lab_images, run_to_end
+
+pytestmark = pytest.mark.e2e
+
+TODAY = datetime.now(UTC).date()
+OLD = TODAY - timedelta(days=2)
+OLD_NAME = f"Ubuntu_Ubuntu2204-{OLD.strftime('%b')}-{OLD.day}-{OLD.year}"
+TARGET_LABS = ("DevLab", "TestLab", "QALab")
+
+
+def uploads_blobs(state: dict[str, Any]) -> list[str]:
+    """Every blob left in any lab's ``uploads`` container (there must be none after a run)."""
+    left = []
+    for account, containers in state["blobs"].items():
+        for blob in containers.get("uploads", []):
+            left.append(f"{account}/uploads/{blob['name']}")
+    return left
+
+
+def seed_powershell_version(stack: Stack) -> None:
+    """Put an older Ubuntu version into the factory catalogue exactly as the PowerShell factory wrote it."""
+    acct = stack.azure.info["storage"]["factorystore"]
+    service = BlobServiceClient(
+        acct["blob_endpoint"],
+        credential={"account_name": "factorystore", "account_key": acct["account_key"]},
+        connection_verify=stack.azure.ca_bundle,
+    )
+    container = service.get_container_client("imagefactoryvhds")
+    if not container.exists():
+        container.create_container()
+    disk = make_disk(1024 * 1024, seed=7)
+    blob = container.get_blob_client(f"{OLD_NAME}.vhd")
+    blob.create_page_blob(size=len(disk))
+    for offset in range(0, len(disk), 4 * 1024 * 1024):
+        chunk = disk[offset : offset + 4 * 1024 * 1024]
+        blob.upload_page(chunk, offset=offset, length=len(chunk))
+    sidecar = {
+        "imageName": OLD_NAME,
+        "imagePath": "Ubuntu\\Ubuntu2204.json",
+        "description": "Ubuntu 22.04 LTS",
+        "osType": "Linux",
+        "vhdFileName": f"{OLD_NAME}.vhd",
+        "timestamp": f"{OLD.isoformat()}T02:13:07.1234567+00:00",
+    }
+    container.upload_blob(f"{OLD_NAME}.json", json.dumps(sidecar).encode("utf-8-sig"), overwrite=True)
+
+
+def test_run_with_params_touches_only_what_they_select(stack: Stack) -> None:
+    seed_powershell_version(stack)
+    stack.azure.post("/reset-stats", {})
+    run = run_to_end(stack, conf={"labs": ["TestLab"], "image_paths": ["Win2016"]})
+    assert run["state"] == "success", run
+    labs = lab_images(stack.azure.state())
+    assert [img["tags"]["ImagePath"] for img in labs["TestLab"].values()] == ["Win2016/Datacenter.json"]
+    assert labs["DevLab"] == {} and labs["QALab"] == {}
+
+
+def test_dry_run_reports_and_changes_nothing(stack: Stack) -> None:
+    before = stack.azure.state()
+    stack.azure.post("/reset-stats", {})
+    run_id = stack.client.trigger(DAG_ID, conf={"dry_run": True})
+    from stack.__main__ import follow_run
+
+    run = follow_run(stack, run_id, timeout=300)
+    assert run["state"] == "success", run
+    stats = stack.azure.stats()
+    assert stats["arm"]["writes"] == 0 and stats["arm"]["actions"] == 0
+    assert stats["copies"]["started"] == 0
+    assert stack.azure.state()["labs"] == before["labs"]
+    report = verify_report(stack, run_id)
+    assert report is not None and report.get("dry_run") is True
+    # DevLab 3 + QALab 2 + TestLab's VS2017 + the older Ubuntu for DevLab and QALab = 8 pairs still to go.
+    assert len(report["would_distribute"]) == 8, report["would_distribute"]
+
+
+def test_full_run_distributes_every_pair_and_the_pool_caps_copies(stack: Stack) -> None:
+    stack.azure.post("/reset-stats", {})
+    run = run_to_end(stack)
+    assert run["state"] == "success", run
+    state = stack.azure.state()
+    labs = lab_images(state)
+    expected_paths = {
+        "DevLab": {"Win2016/Datacenter.json", "Win2016/SQLExpress.json", "Ubuntu/Ubuntu2204.json"},
+        "TestLab": {"Win2012R2/VS2017.json", "Win2016/Datacenter.json"},
+        "QALab": {"Win2016/SQLExpress.json", "Ubuntu/Ubuntu2204.json"},
+    }
+    for lab, paths in expected_paths.items():
+        images = labs[lab].values()
+        assert {img["tags"]["ImagePath"] for img in images} == paths, lab
+        assert all(img["provisioning_state"] == "Succeeded" for img in images), lab
+    # The older PowerShell-catalogued Ubuntu is retained (ImagesToSave 2), so Ubuntu labs get it too.
+    assert OLD_NAME in labs["DevLab"] and OLD_NAME in labs["QALab"]
+    stats = stack.azure.stats()
+    assert stats["copies"]["started"] == 8
+    assert stats["copies"]["max_pending"] == 3, "the pool (MaxConcurrentJobs 3) must cap the copies in flight"
+    assert uploads_blobs(state) == []
+    assert state.get("disk_access", {}).get("granted_now", 0) in (0, [], {})
+
+
+def test_second_trigger_with_the_same_conf_does_no_work(stack: Stack) -> None:
+    before = stack.azure.state()
+    stack.azure.post("/reset-stats", {})
+    run = run_to_end(stack)
+    assert run["state"] == "success", run
+    stats = stack.azure.stats()
+    assert stats["copies"]["started"] == 0
+    assert stats["arm"]["writes"] == 0 and stats["arm"]["actions"] == 0
+    assert stack.azure.state()["labs"] == before["labs"]
+
+
+def test_backfill_after_adding_a_lab_brings_it_the_retained_versions(stack: Stack, config_dir: Path) -> None:
+    labs_file = config_dir / "labs.json"
+    labs = json.loads(labs_file.read_text())
+    labs["Labs"].append(
+        {
+            "SubscriptionId": EXTRA_LAB["subscription"],
+            "LabName": EXTRA_LAB["name"],
+            "ResourceGroup": EXTRA_LAB["resource_group"],
+            "ImagePaths": ["Win2016/Datacenter.json", "Ubuntu"],
+        }
+    )
+    labs_file.write_text(json.dumps(labs, indent=2))
+    before = lab_images(stack.azure.state())
+    catalogue_before = stack.azure.state()["blobs"]["factorystore"]["imagefactoryvhds"]
+    stack.azure.post("/reset-stats", {})
+
+    stack.airflow.cli(
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        OLD.isoformat(),
+        "--to-date",
+        datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "--reprocess-behavior",
+        "none",
+        "--max-active-runs",
+        "1",
+    )
+    deadline = time.monotonic() + 600
+    while True:
+        runs = [r for r in stack.client.dag_runs(DAG_ID) if r.get("run_type") == "backfill"]
+        if runs and all(r["state"] in TERMINAL_RUN_STATES for r in runs):
+            break
+        assert time.monotonic() < deadline, f"backfill did not finish: {runs}"
+        time.sleep(3)
+    assert all(r["state"] == "success" for r in runs), runs
+
+    state = stack.azure.state()
+    after = lab_images(state)
+    staging = after[EXTRA_LAB["name"]]
+    got = sorted((img["tags"]["ImagePath"], img["tags"]["ImageFactory.Version"]) for img in staging.values())
+    assert got == sorted(
+        [
+            ("Win2016/Datacenter.json", TODAY.isoformat()),
+            ("Ubuntu/Ubuntu2204.json", TODAY.isoformat()),
+            ("Ubuntu/Ubuntu2204.json", OLD.isoformat()),
+        ]
+    )
+    for lab in TARGET_LABS:
+        assert after[lab] == before[lab], f"{lab} must not change during the backfill"
+    stats = stack.azure.stats()
+    assert stats["arm"]["writes"] == 3, "one custom image write per image the new lab receives"
+    assert stats["copies"]["started"] == 3, "nothing is captured again"
+    assert state["blobs"]["factorystore"]["imagefactoryvhds"] == catalogue_before
+    assert uploads_blobs(state) == []

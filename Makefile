@@ -9,7 +9,7 @@ CONFIG ?= Configuration
 WORLD ?= emulator/worlds/demo.json
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap test test-unit lint validate demo up emulator clean
+.PHONY: help bootstrap browser test test-unit lint validate demo up emulator clean
 
 help:
 	@echo "make demo      run the image factory end to end on the local Azure"
@@ -30,6 +30,11 @@ node_modules/.installed: package.json package-lock.json
 
 bootstrap: $(VENV)/.installed node_modules/.installed
 
+# Debian's chromium, for the one end-to-end check of the UI's trigger form.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 validate: $(VENV)/.installed
 	PYTHONPATH=plugins $(PY) -m image_factory.validate $(CONFIG)
 
@@ -38,7 +43,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check dags plugins emulator stack tests bench
 	$(VENV)/bin/mypy plugins/image_factory emulator stack
 
-test: bootstrap lint
+test: bootstrap browser lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed

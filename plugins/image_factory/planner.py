@@ -1,0 +1,209 @@
+"""The distribution plan: a pure function of (labs.json, catalogue, lab inventories) — no Azure calls.
+
+For every lab and every catalogued ImagePath its ImagePaths select (whole segments, case-insensitive), the lab
+must end up with each *retained* version (the newest ``ImagesToSave`` of that path): the run's version when it
+was captured, and any older retained version the lab lacks (a new lab catches up). A version the lab already has
+(``Succeeded``) is skipped as ``already_present``; one it has in state Failed/Canceled is planned again (the
+distributor replaces it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from image_factory import imagepaths
+from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef, Pair, Plan, SkippedPair, SkipReason
+
+_STATUS_REASON: dict[str, SkipReason] = {
+    "not_found": "lab_not_found",
+    "forbidden": "forbidden",
+    "error": "lab_error",
+}
+
+
+def region_key(location: str | None) -> str:
+    """Return a comparable spelling of an Azure region (``West Europe`` == ``westeurope``)."""
+    return "".join((location or "").split()).casefold()
+
+
+@dataclass(frozen=True)
+class _CataloguedPath:
+    path: str
+    segments: tuple[str, ...]
+    retained: tuple[ImageVersion, ...]
+
+
+def _index_catalogue(images: Iterable[ImageVersion], images_to_save: int) -> list[_CataloguedPath]:
+    groups: dict[str, list[ImageVersion]] = {}
+    for image in images:
+        groups.setdefault(imagepaths.key(image.image_path), []).append(image)
+    out = []
+    for path_key, versions in sorted(groups.items()):
+        newest: dict[str, ImageVersion] = {}
+        for image in sorted(versions, key=lambda i: (i.version, i.timestamp), reverse=True):
+            newest.setdefault(image.version, image)
+        retained = tuple(list(newest.values())[:images_to_save])
+        out.append(_CataloguedPath(imagepaths.normalize(retained[0].image_path), tuple(path_key.split("/")), retained))
+    return out
+
+
+def _selects(selector: tuple[str, ...], path: tuple[str, ...]) -> bool:
+    return bool(selector) and len(selector) <= len(path) and path[: len(selector)] == selector
+
+
+def _casefolded(path: str) -> tuple[str, ...]:
+    return tuple(s.casefold() for s in imagepaths.segments(path))
+
+
+class _Builder:
+    """Accumulates one plan, deduplicating repeated labs."""
+
+    def __init__(self) -> None:
+        self.pairs: dict[tuple[str, str], Pair] = {}
+        self.skipped: dict[tuple[str, str, str | None], SkippedPair] = {}
+        self.expected: set[tuple[str, str, str]] = set()
+
+    def skip(self, lab: LabRef, path: str, reason: SkipReason, detail: str, version: str | None = None) -> None:
+        ident = (lab.key, imagepaths.key(path), version)
+        self.skipped.setdefault(ident, SkippedPair(lab.lab_name, path, reason, detail, version))
+
+    def build(self) -> Plan:
+        pairs = sorted(
+            self.pairs.values(),
+            key=lambda p: (p.version, imagepaths.key(p.image_path), p.lab_name.casefold(), p.subscription_id),
+        )
+        skipped = sorted(
+            self.skipped.values(),
+            key=lambda s: (s.lab_name.casefold(), imagepaths.key(s.image_path), s.version or "", s.reason),
+        )
+        expected = sorted(self.expected, key=lambda e: (e[2], imagepaths.key(e[1]), e[0].casefold()))
+        return Plan(pairs=tuple(pairs), skipped=tuple(skipped), expected=tuple(expected))
+
+
+def plan(
+    *,
+    labs: Sequence[LabRef],
+    catalogue_images: Iterable[ImageVersion],
+    inventories: Mapping[str, LabInventory],
+    factory_location: str,
+    run_version: str,
+    images_to_save: int,
+    lab_filter: Iterable[str] | None = None,
+    path_filter: Iterable[str] | None = None,
+) -> Plan:
+    """Return what to distribute to which lab, what to skip and why, and what must exist afterwards.
+
+    ``inventories`` maps ``LabRef.key`` to the lab's inventory; ``lab_filter`` (lab names, case-insensitive)
+    and ``path_filter`` (ImagePath selectors) narrow the run, None meaning no filter. Pairs come sorted by
+    (version, ImagePath, lab) so the mapped ``distribute`` tasks are stable across runs.
+    """
+    if images_to_save < 1:
+        raise ValueError(f"images_to_save must be at least 1, not {images_to_save}")
+    catalogue = _index_catalogue(catalogue_images, images_to_save)
+    lab_names = {n.strip().casefold() for n in lab_filter} if lab_filter is not None else None
+    path_sels = [_casefolded(s) for s in path_filter] if path_filter is not None else None
+    path_sels = [s for s in path_sels if s] if path_sels is not None else None
+    factory_region = region_key(factory_location)
+    out = _Builder()
+
+    for lab in labs:
+        selectors = [(sel, _casefolded(sel)) for sel in lab.image_paths]
+        selected = [c for c in catalogue if any(_selects(segs, c.segments) for _, segs in selectors)]
+        unmatched = [sel for sel, segs in selectors if not any(_selects(segs, c.segments) for c in catalogue)]
+        subscribed = [c.path for c in selected] + unmatched
+
+        if lab_names is not None and lab.lab_name.casefold() not in lab_names:
+            for path in subscribed:
+                out.skip(lab, path, "filtered", "lab not in this run's lab filter")
+            continue
+        inventory = inventories.get(lab.key)
+        if inventory is None or inventory.status != "ok":
+            reason: SkipReason = _STATUS_REASON.get(inventory.status, "lab_error") if inventory else "lab_error"
+            detail = inventory.message if inventory else "no inventory was taken of this lab"
+            for path in subscribed:
+                out.skip(lab, path, reason, detail)
+            continue
+
+        for sel in unmatched:
+            segs = _casefolded(sel)
+            if path_sels is not None and not any(_selects(f, segs) or _selects(segs, f) for f in path_sels):
+                out.skip(lab, sel, "filtered", "ImagePath not in this run's path filter")
+            else:
+                out.skip(lab, sel, "no_version", "no catalogued image matches this ImagePath")
+
+        present = {image.name.casefold(): image for image in inventory.images}
+        for entry in selected:
+            if path_sels is not None and not any(_selects(f, entry.segments) for f in path_sels):
+                out.skip(lab, entry.path, "filtered", "ImagePath not in this run's path filter")
+                continue
+            for image in entry.retained:
+                _plan_version(
+                    out, lab=lab, inventory=inventory, image=image, present=present, factory_region=factory_region
+                )
+    return out.build()
+
+
+def _plan_version(
+    out: _Builder,
+    *,
+    lab: LabRef,
+    inventory: LabInventory,
+    image: ImageVersion,
+    present: Mapping[str, LabImage],
+    factory_region: str,
+) -> None:
+    path = imagepaths.normalize(image.image_path)
+    out.expected.add((lab.lab_name, path, image.version))
+    existing = present.get(image.image_name.casefold())
+    if existing is not None and existing.provisioning_state.casefold() == "succeeded":
+        out.skip(lab, path, "already_present", f"{image.image_name} is in the lab", image.version)
+        return
+    location = inventory.location or ""
+    out.pairs.setdefault(
+        (lab.key, image.image_name.casefold()),
+        Pair(
+            lab_name=lab.lab_name,
+            subscription_id=lab.subscription_id,
+            resource_group=inventory.resource_group or lab.resource_group or "",
+            location=location,
+            image_name=image.image_name,
+            image_path=path,
+            version=image.version,
+            vhd_blob=image.vhd_blob,
+            os_type=image.os_type,
+            sysprep=image.sysprep,
+            description=image.description,
+            cross_region=region_key(location) != factory_region,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class FanoutGroup:
+    """Cross-region pairs of one (version, image, region): copy across regions once, for ``seed``."""
+
+    seed: Pair
+    rest: tuple[Pair, ...]
+
+
+def region_fanout(pairs: Iterable[Pair]) -> dict[tuple[str, str, str], FanoutGroup]:
+    """Group cross-region pairs by (version, image name, region) so each VHD crosses a region boundary once.
+
+    Keys are ``(version, image_name, region_key(location))``; the seed is the first pair of the group by
+    (lab name, subscription). How the distributor uses it: run the seed pair first, copying the VHD from the
+    factory across regions into the seed lab; the pairs in ``rest`` then copy from that same-region upload
+    blob (``uploads/<image_name>.vhd`` of the seed lab) instead of the factory, and the seed lab's upload blob
+    is deleted only once every pair of the group finished (or failed). If the seed fails, the first of
+    ``rest`` becomes the seed and copies from the factory. Pairs in the factory's region are not grouped.
+    """
+    groups: dict[tuple[str, str, str], list[Pair]] = {}
+    for pair in pairs:
+        if pair.cross_region:
+            key = (pair.version, pair.image_name.casefold(), region_key(pair.location))
+            groups.setdefault(key, []).append(pair)
+    result: dict[tuple[str, str, str], FanoutGroup] = {}
+    for key in sorted(groups):
+        members = sorted(groups[key], key=lambda p: (p.lab_name.casefold(), p.subscription_id))
+        result[key] = FanoutGroup(seed=members[0], rest=tuple(members[1:]))
+    return result

@@ -1,0 +1,353 @@
+"""Tests of image_factory.catalogue: our sidecars, the PowerShell factory's, and the catalogue built from them."""
+
+from __future__ import annotations
+
+import codecs
+import json
+
+import pytest
+
+from image_factory import naming
+from image_factory.catalogue import (
+    SCHEMA_VERSION,
+    Catalogue,
+    CatalogueError,
+    build_catalogue,
+    parse_sidecar,
+    parse_timestamp,
+    sidecar_json,
+    version_from_name,
+)
+from image_factory.exceptions import ImageFactoryError
+from image_factory.models import ImageVersion
+
+# What Windows PowerShell 5.1 wrote: ConvertTo-Json of a hashtable (random key order, two spaces after the
+# colon, ' escaped as \u0027) piped to Out-File (UTF-16 LE with a BOM, CRLF line ends).
+PS_WINDOWS = (
+    "{\r\n"
+    '    "imagePath":  "Win2016\\\\Datacenter.json",\r\n'
+    '    "timestamp":  "3/14/2018 5:03:12 PM",\r\n'
+    '    "vhdFileName":  "3f1b7a2e-5c1d-4e8b-9a57-2f0c6d1e9b44.vhd",\r\n'
+    '    "osType":  "Windows",\r\n'
+    '    "imageName":  "Win2016_Datacenter-Mar-14-2018",\r\n'
+    '    "description":  "Windows Server 2016 Datacenter with the team\\u0027s tools"\r\n'
+    "}\r\n"
+)
+# A Linux image from a factory whose agent ran in en-GB (day first) and wrote UTF-8 with a BOM (PowerShell 7
+# `Out-File -Encoding utf8BOM`), osType in lower case, a description of null.
+PS_LINUX = (
+    "{\n"
+    '  "imageName": "Ubuntu_Ubuntu1604-Nov-3-2019",\n'
+    '  "imagePath": "Ubuntu\\\\Ubuntu1604.json",\n'
+    '  "description": null,\n'
+    '  "osType": "linux",\n'
+    '  "vhdFileName": "9d0e6a44-0000-4b7e-8c1f-8a1b2c3d4e5f.vhd",\n'
+    '  "timestamp": "23/11/2019 14:07:55"\n'
+    "}\n"
+)
+# PowerShell 7's ConvertTo-Json of a DateTime: round-trip format with 7 fractional digits and an offset.
+PS_ROUNDTRIP = json.dumps(
+    {
+        "imageName": "Win2012R2_VS2017-Jan-2-2021",
+        "imagePath": "Win2012R2\\VS2017.json",
+        "description": "VS 2017",
+        "osType": "WINDOWS",
+        "vhdFileName": "11111111-2222-4333-8444-555555555555.vhd",
+        "timestamp": "2021-01-01T23:30:00.1234567-02:00",
+    }
+)
+
+
+def _image(**overrides: object) -> ImageVersion:
+    name = naming.image_name("Win2016/Datacenter.json", "2024-05-01")
+    fields: dict[str, object] = {
+        "image_name": name,
+        "image_path": "Win2016/Datacenter.json",
+        "version": "2024-05-01",
+        "vhd_blob": naming.vhd_blob(name),
+        "os_type": "Windows",
+        "sysprep": True,
+        "description": "Datacenter",
+        "timestamp": "2024-05-01T02:13:00+00:00",
+        "size_bytes": 136367309312,
+        "source_vm": "vm-datacenter",
+        "footer_sha256": "ab" * 32,
+    }
+    fields.update(overrides)
+    return ImageVersion(**fields)  # type: ignore[arg-type]
+
+
+def _ours(path: str, version: str, *, timestamp: str = "") -> tuple[str, bytes, str]:
+    name = naming.image_name(path, version)
+    image = _image(
+        image_name=name,
+        image_path=path,
+        version=version,
+        vhd_blob=naming.vhd_blob(name),
+        timestamp=timestamp or f"{version}T02:00:00+00:00",
+    )
+    return naming.sidecar_blob(name), sidecar_json(image), naming.vhd_blob(name)
+
+
+# --- our sidecars ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        _image(),
+        _image(sysprep=False, os_type="Linux", size_bytes=None, source_vm=None, footer_sha256=None),
+        _image(description='Ünïcode ✔ "quoted"', timestamp=""),
+    ],
+)
+def test_sidecar_round_trip(image: ImageVersion) -> None:
+    data = sidecar_json(image)
+    parsed = parse_sidecar(naming.sidecar_blob(image.image_name), data)
+    expected_timestamp = image.timestamp
+    assert parsed == ImageVersion(**{**image.to_dict(), "timestamp": expected_timestamp})
+
+
+def test_sidecar_has_the_original_fields_and_ours() -> None:
+    doc = json.loads(sidecar_json(_image(image_path="Win2016\\Datacenter.json")))
+    assert doc["imageName"] == _image().image_name
+    assert doc["imagePath"] == "Win2016/Datacenter.json"
+    assert doc["osType"] == "Windows"
+    assert doc["vhdFileName"] == f"{_image().image_name}.vhd"
+    assert doc["timestamp"] == "2024-05-01T02:13:00+00:00"
+    assert doc["description"] == "Datacenter"
+    assert doc["version"] == "2024-05-01"
+    assert doc["generalized"] is True
+    assert doc["sizeBytes"] == 136367309312
+    assert doc["sourceVm"] == "vm-datacenter"
+    assert doc["footerSha256"] == "ab" * 32
+    assert doc["schemaVersion"] == SCHEMA_VERSION == 2
+
+
+def test_specialized_image_keeps_its_flag() -> None:
+    parsed = parse_sidecar("x.json", sidecar_json(_image(sysprep=False)))
+    assert parsed.sysprep is False
+
+
+# --- PowerShell sidecars ----------------------------------------------------------------------------------
+
+
+def test_powershell_sidecar_utf16_with_bom() -> None:
+    data = codecs.BOM_UTF16_LE + PS_WINDOWS.encode("utf-16-le")
+    image = parse_sidecar("3f1b7a2e-5c1d-4e8b-9a57-2f0c6d1e9b44.json", data)
+    assert image.image_name == "Win2016_Datacenter-Mar-14-2018"
+    assert image.image_path == "Win2016/Datacenter.json"
+    assert image.os_type == "Windows"
+    assert image.sysprep is True
+    assert image.vhd_blob == "3f1b7a2e-5c1d-4e8b-9a57-2f0c6d1e9b44.vhd"
+    assert image.version == "2018-03-14"
+    assert image.timestamp == "2018-03-14T17:03:12+00:00"
+    assert image.description == "Windows Server 2016 Datacenter with the team's tools"
+    assert image.size_bytes is None and image.source_vm is None and image.footer_sha256 is None
+
+
+def test_powershell_sidecar_utf8_bom_day_first_linux() -> None:
+    image = parse_sidecar("9d0e6a44.json", codecs.BOM_UTF8 + PS_LINUX.encode("utf-8"))
+    assert image.os_type == "Linux"
+    assert image.image_path == "Ubuntu/Ubuntu1604.json"
+    assert image.description == ""
+    # The name's date wins over the timestamp's: the labs' copies of the image carry that name.
+    assert image.version == "2019-11-03"
+    assert image.timestamp == "2019-11-23T14:07:55+00:00"
+    assert image.sysprep is True
+
+
+def test_powershell_version_from_timestamp_when_the_name_has_no_date() -> None:
+    doc = json.loads(PS_ROUNDTRIP)
+    doc["imageName"] = "Renamed_by_hand"
+    assert parse_sidecar("x.json", json.dumps(doc).encode()).version == "2021-01-02"
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [
+        ("Win2016_Datacenter-Mar-14-2018", "2018-03-14"),
+        ("Win2016_Datacenter-Dec-1-2017B", "2017-12-01"),
+        ("a-sep-30-2020", "2020-09-30"),
+        ("Win2016_Datacenter-Feb-30-2018", None),
+        ("Win2016_Datacenter-Foo-1-2018", None),
+        ("Win2016_Datacenter-2024-05-01-9eaf4450", None),
+    ],
+)
+def test_version_from_name(name: str, version: str | None) -> None:
+    assert version_from_name(name) == version
+
+
+def test_powershell_roundtrip_timestamp_converted_to_utc_date() -> None:
+    image = parse_sidecar("11111111.json", PS_ROUNDTRIP.encode("utf-8"))
+    # 23:30 at -02:00 is 01:30 UTC the next day.
+    assert image.version == "2021-01-02"
+    assert image.timestamp == "2021-01-02T01:30:00.123456+00:00"
+    assert image.os_type == "Windows"
+
+
+def test_powershell_version_from_name_when_timestamp_is_unreadable() -> None:
+    doc = json.loads(PS_ROUNDTRIP)
+    doc["timestamp"] = "Dienstag, 5. Januar 2021 10:00:00"
+    doc["imageName"] = "Win2012R2_VS2017-Jan-5-2021B"
+    image = parse_sidecar("x.json", json.dumps(doc).encode())
+    assert image.version == "2021-01-05"
+    assert image.timestamp == "Dienstag, 5. Januar 2021 10:00:00"
+
+
+def test_sidecar_without_vhd_file_name_uses_its_blob_stem() -> None:
+    doc = json.loads(PS_ROUNDTRIP)
+    del doc["vhdFileName"]
+    assert parse_sidecar("folder/abc.json", json.dumps(doc).encode()).vhd_blob == "abc.vhd"
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("3/14/2018 5:03:12 PM", "2018-03-14T17:03:12+00:00"),
+        ("03/14/2018 17:03:12", "2018-03-14T17:03:12+00:00"),
+        ("14/03/2018 17:03:12", "2018-03-14T17:03:12+00:00"),
+        ("14.03.2018 17:03:12", "2018-03-14T17:03:12+00:00"),
+        ("2018-03-14T17:03:12.1234567+01:00", "2018-03-14T16:03:12.123456+00:00"),
+        ("2018-03-14T17:03:12Z", "2018-03-14T17:03:12+00:00"),
+        ("2018-03-14 17:03:12", "2018-03-14T17:03:12+00:00"),
+        ("/Date(1521047000000)/", "2018-03-14T17:03:20+00:00"),
+    ],
+)
+def test_parse_timestamp_forms(text: str, iso: str) -> None:
+    moment = parse_timestamp(text)
+    assert moment is not None
+    assert moment.isoformat() == iso
+
+
+@pytest.mark.parametrize("text", ["", "  ", "yesterday", "13/13/2018 10:00:00"])
+def test_parse_timestamp_unknown(text: str) -> None:
+    assert parse_timestamp(text) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x00\xff not json", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b"{", "not JSON"),
+        (json.dumps({"imageName": "a", "osType": "Windows"}).encode(), "'imagePath'"),
+        (json.dumps({"imagePath": "a/b.json", "osType": "Solaris", "timestamp": "2020-01-01"}).encode(), "Solaris"),
+        (json.dumps({"imagePath": "a/b.json", "timestamp": "2020-01-01"}).encode(), "'osType'"),
+        (json.dumps({"imagePath": "\\", "osType": "Linux", "timestamp": "2020-01-01"}).encode(), "empty"),
+        (json.dumps({"imagePath": "a/b.json", "osType": "Linux", "imageName": "x"}).encode(), "no version"),
+        (json.dumps({"imagePath": 3, "osType": "Linux"}).encode(), "must be a string"),
+        (
+            json.dumps({"imagePath": "a/b.json", "osType": "Linux", "version": "May 1", "schemaVersion": 2}).encode(),
+            "ISO date",
+        ),
+        (
+            json.dumps(
+                {"imagePath": "a/b.json", "osType": "Linux", "version": "2024-05-01", "generalized": "yes"}
+            ).encode(),
+            "generalized",
+        ),
+        (
+            json.dumps({"imagePath": "a/b.json", "osType": "Linux", "version": "2024-05-01", "sizeBytes": -1}).encode(),
+            "sizeBytes",
+        ),
+    ],
+)
+def test_junk_sidecars_raise_naming_the_blob(data: bytes, message: str) -> None:
+    with pytest.raises(CatalogueError, match=message) as info:
+        parse_sidecar("junk-blob.json", data)
+    assert "junk-blob.json" in str(info.value)
+    assert isinstance(info.value, ImageFactoryError)
+
+
+# --- the catalogue -----------------------------------------------------------------------------------------
+
+
+def test_build_catalogue_reports_problems() -> None:
+    good = _ours("Win2016/Datacenter.json", "2024-05-01")
+    no_vhd = _ours("Ubuntu/Ubuntu2204.json", "2024-05-01")
+    ps_data = codecs.BOM_UTF16_LE + PS_WINDOWS.encode("utf-16-le")
+    entries = [
+        (good[0], good[1]),
+        (no_vhd[0], no_vhd[1]),
+        ("broken.json", b"{not json"),
+        ("3f1b7a2e-5c1d-4e8b-9a57-2f0c6d1e9b44.json", ps_data),
+    ]
+    vhds = {good[2], "3f1b7a2e-5c1d-4e8b-9a57-2f0c6d1e9b44.vhd", "orphan.vhd"}
+    cat = build_catalogue(entries, vhds)
+    assert sorted(i.image_name for i in cat.images) == sorted(
+        [naming.image_name("Win2016/Datacenter.json", "2024-05-01"), "Win2016_Datacenter-Mar-14-2018"]
+    )
+    assert len(cat.problems) == 3
+    joined = "\n".join(cat.problems)
+    assert f"sidecar {no_vhd[0]} names VHD {no_vhd[2]}" in joined
+    assert "VHD orphan.vhd has no sidecar" in joined
+    assert "broken.json" in joined
+
+
+def test_catalogue_by_path_retained_expired_find() -> None:
+    versions = ["2024-05-01", "2024-05-03", "2024-05-02"]
+    entries = []
+    vhds = set()
+    for v in versions:
+        blob, data, vhd = _ours("Win2016/Datacenter.json", v)
+        entries.append((blob, data))
+        vhds.add(vhd)
+    blob, data, vhd = _ours("Ubuntu/Ubuntu2204.json", "2024-05-02")
+    entries.append((blob, data))
+    vhds.add(vhd)
+    cat = build_catalogue(entries, vhds)
+    assert cat.problems == []
+    by_path = cat.by_path()
+    assert list(by_path) == ["ubuntu/ubuntu2204.json", "win2016/datacenter.json"]
+    assert [i.version for i in by_path["win2016/datacenter.json"]] == ["2024-05-03", "2024-05-02", "2024-05-01"]
+    retained = cat.retained(2)
+    assert sorted((i.image_path, i.version) for i in retained) == [
+        ("Ubuntu/Ubuntu2204.json", "2024-05-02"),
+        ("Win2016/Datacenter.json", "2024-05-02"),
+        ("Win2016/Datacenter.json", "2024-05-03"),
+    ]
+    assert [(i.image_path, i.version) for i in cat.expired(2)] == [("Win2016/Datacenter.json", "2024-05-01")]
+    found = cat.find("WIN2016\\datacenter.json", "2024-05-02")
+    assert found is not None and found.version == "2024-05-02"
+    assert cat.find("Win2016/Datacenter.json", "2024-04-30") is None
+    assert cat.find("Win2016", "2024-05-02") is None
+
+
+def test_same_day_powershell_images_keep_the_newest() -> None:
+    base = json.loads(PS_ROUNDTRIP)
+    early = {
+        **base,
+        "imageName": "Win2012R2_VS2017-Jan-2-2021",
+        "vhdFileName": "a.vhd",
+        "timestamp": "1/2/2021 8:00:00 AM",
+    }
+    late = {
+        **base,
+        "imageName": "Win2012R2_VS2017-Jan-2-2021A",
+        "vhdFileName": "b.vhd",
+        "timestamp": "1/2/2021 3:00:00 PM",
+    }
+    cat = build_catalogue(
+        [("a.json", json.dumps(early).encode()), ("b.json", json.dumps(late).encode())], {"a.vhd", "b.vhd"}
+    )
+    assert [i.image_name for i in cat.images] == ["Win2012R2_VS2017-Jan-2-2021A"]
+    assert [i.image_name for i in cat.superseded] == ["Win2012R2_VS2017-Jan-2-2021"]
+    assert [i.image_name for i in cat.expired(5)] == ["Win2012R2_VS2017-Jan-2-2021"]
+    assert cat.problems == []
+
+
+def test_mixed_old_and_new_sidecars_share_one_path() -> None:
+    ours = _ours("Win2016/Datacenter.json", "2024-05-01")
+    ps_data = codecs.BOM_UTF16_LE + PS_WINDOWS.encode("utf-16-le")
+    cat = build_catalogue(
+        [(ours[0], ours[1]), ("3f1b.json", ps_data)], {ours[2], "3f1b7a2e-5c1d-4e8b-9a57-2f0c6d1e9b44.vhd"}
+    )
+    assert [i.version for i in cat.by_path()["win2016/datacenter.json"]] == ["2024-05-01", "2018-03-14"]
+    assert [i.version for i in cat.retained(1)] == ["2024-05-01"]
+
+
+def test_empty_catalogue() -> None:
+    cat = build_catalogue([], set())
+    assert cat == Catalogue()
+    assert cat.by_path() == {}
+    assert cat.retained(2) == []

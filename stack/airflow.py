@@ -54,6 +54,7 @@ class AirflowStack:
         self.port = settings.port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.children: dict[str, Child] = {}
+        self._launch: dict[str, tuple[list[str], dict[str, str]]] = {}
         self.log_ports = (free_port(), free_port())
         self._connections_env = connections_env
         home = settings.home
@@ -157,10 +158,18 @@ class AirflowStack:
         self.cli("pools", "import", str(pool_file))
 
     def start(self, processes: tuple[str, ...] = PROCESSES) -> None:
-        env = self.env()
         for name in processes:
-            argv = [str(VENV_BIN / "airflow"), *name.split()]
-            self.children[name] = spawn(name.replace(" ", "-"), argv, env=env, log_dir=self.log_dir, cwd=REPO)
+            self.start_process(name, name.split())
+
+    def start_process(self, name: str, airflow_args: list[str], extra_env: dict[str, str] | None = None) -> Child:
+        """Start ``airflow <airflow_args>`` as the stack's process ``name`` (e.g. a second Celery worker)."""
+        env = self.env()
+        env.update(extra_env or {})
+        argv = [str(VENV_BIN / "airflow"), *airflow_args]
+        child = spawn(name.replace(" ", "-"), argv, env=env, log_dir=self.log_dir, cwd=REPO)
+        self.children[name] = child
+        self._launch[name] = (list(airflow_args), dict(extra_env or {}))
+        return child
 
     def wait_healthy(self, timeout: float = 120) -> None:
         def healthy() -> bool:
@@ -173,10 +182,10 @@ class AirflowStack:
         wait_until(healthy, timeout=timeout, what="the Airflow api-server to be healthy")
 
     def restart(self, name: str) -> None:
-        """Stop one process (SIGTERM to its group) and start it again."""
-        child = self.children.pop(name)
-        child.stop()
-        self.start((name,))
+        """Stop one process (SIGTERM to its group) and start it again with the same arguments."""
+        self.children.pop(name).stop()
+        args, extra_env = self._launch[name]
+        self.start_process(name, args, extra_env)
 
     def stop(self) -> None:
         for name in reversed(list(self.children)):

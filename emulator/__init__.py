@@ -1,0 +1,1 @@
+"""Local Azure: an HTTPS emulator of the Azure services the image factory talks to."""

@@ -1,0 +1,418 @@
+"""Azure DevTest Labs through ARM: labs, factory VMs, custom images and ``generateUploadUri``."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.providers.microsoft.azure.hooks.base_azure import AzureBaseHook
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.devtestlabs import DevTestLabsClient
+from azure.mgmt.devtestlabs.aio import DevTestLabsClient as AsyncDevTestLabsClient
+from azure.mgmt.devtestlabs.models import CustomImage, CustomImagePropertiesCustom
+
+from image_factory.capture_rules import FactoryVm
+from image_factory.exceptions import AzureRequestError, ForbiddenError, LabNotFoundError
+from image_factory.hooks.credentials import ArmSettings, arm_settings
+from image_factory.models import (
+    IMAGE_PATH_TAG,
+    MANAGED_BY_TAG,
+    MANAGED_BY_VALUE,
+    VERSION_TAG,
+    LabImage,
+    LabInventory,
+    LabRef,
+)
+from image_factory.redact import redact
+
+if TYPE_CHECKING:
+    from azure.mgmt.devtestlabs.models import Lab, LabVirtualMachine
+
+API_VERSION = "2018-09-15"
+#: ``$expand`` that makes ``virtualMachines.list`` return the compute VM (OS disk id, power state).
+VM_EXPAND = "properties($expand=computeVm)"
+#: Terminal and in-flight ``provisioningState`` values of an ARM resource.
+SUCCEEDED = "Succeeded"
+FAILED_STATES = frozenset({"Failed", "Canceled"})
+
+
+def _arm_message(exc: HttpResponseError) -> tuple[str | None, str]:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) if error is not None else None
+    message = getattr(error, "message", None) if error is not None else None
+    return code, redact(str(message or exc.reason or exc.message or "no detail"))
+
+
+def arm_error(exc: HttpResponseError, *, action: str, scope: str, principal: str) -> AzureRequestError:
+    """Translate an ARM error into the factory's exception, with a message that says what to fix."""
+    status = exc.status_code
+    code, message = _arm_message(exc)
+    if status == 403:
+        return ForbiddenError(
+            f"principal {principal} may not {action} on {scope} ({code or 'Forbidden'}: {message}). "
+            "Assign it the 'DevTest Labs User' role on the lab (or Contributor on its resource group).",
+            code=code,
+            status=status,
+        )
+    if status == 404:
+        return AzureRequestError(
+            f"{scope} was not found when trying to {action} ({code or 'NotFound'}: {message}). "
+            "Check the names in labs.json / factory.json.",
+            code=code,
+            status=status,
+        )
+    return AzureRequestError(
+        f"Azure refused to {action} on {scope} (HTTP {status} {code or ''}: {message}).",
+        code=code,
+        status=status,
+    )
+
+
+def lab_scope(subscription_id: str, resource_group: str | None, lab_name: str) -> str:
+    """Return a readable ARM scope of a lab for messages."""
+    group = resource_group or "?"
+    return f"lab {lab_name} (subscription {subscription_id}, resource group {group})"
+
+
+def resource_group_of(resource_id: str) -> str | None:
+    """Return the resource group segment of an ARM resource id."""
+    parts = resource_id.strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    if "resourcegroups" in lowered:
+        idx = lowered.index("resourcegroups")
+        if idx + 1 < len(parts):
+            return parts[idx + 1]
+    return None
+
+
+def lab_image(image: CustomImage) -> LabImage:
+    """Map an SDK custom image to the factory's ``LabImage``."""
+    tags = image.tags or {}
+    vhd = image.vhd
+    return LabImage(
+        name=str(image.name),
+        provisioning_state=str(image.provisioning_state or "Unknown"),
+        image_path=tags.get(IMAGE_PATH_TAG),
+        version=tags.get(VERSION_TAG),
+        managed=tags.get(MANAGED_BY_TAG) == MANAGED_BY_VALUE,
+        os_type=str(vhd.os_type) if vhd is not None and vhd.os_type else None,
+        sysprep=vhd.sys_prep if vhd is not None else None,
+        vhd_name=vhd.image_name if vhd is not None else None,
+    )
+
+
+def power_state(vm: LabVirtualMachine) -> str:
+    """Return a lab VM's power state code without its ``PowerState/`` prefix (``deallocated``, ``running``…)."""
+    compute = vm.compute_vm
+    for status in (compute.statuses or []) if compute is not None else []:
+        code = str(status.code or "")
+        if code.startswith("PowerState/"):
+            return code.split("/", 1)[1]
+    return str(vm.last_known_power_state or "unknown").lower()
+
+
+def factory_vm(vm: LabVirtualMachine) -> FactoryVm:
+    """Map an SDK lab VM (with ``computeVm`` expanded) to ``FactoryVm``."""
+    compute = vm.compute_vm
+    return FactoryVm(
+        name=str(vm.name),
+        tags=dict(vm.tags or {}),
+        provisioning_state=str(vm.provisioning_state or "Unknown"),
+        power_state=power_state(vm),
+        os_type=str(vm.os_type or (compute.os_type if compute is not None else None) or "Windows"),
+        os_disk_id=compute.os_disk_id if compute is not None else None,
+    )
+
+
+def custom_image_body(
+    *,
+    vhd_name: str,
+    os_type: str,
+    sysprep: bool,
+    image_path: str,
+    version: str,
+    description: str = "",
+) -> CustomImage:
+    """Build the custom image PUT body (a VHD-based image tagged as managed by the factory)."""
+    return CustomImage(
+        vhd=CustomImagePropertiesCustom(image_name=vhd_name, sys_prep=sysprep, os_type=os_type),
+        description=description or f"{image_path} ({version}), made by the image factory",
+        tags={IMAGE_PATH_TAG: image_path, VERSION_TAG: version, MANAGED_BY_TAG: MANAGED_BY_VALUE},
+    )
+
+
+class DevTestLabsHook(AzureBaseHook):
+    """Interact with Azure DevTest Labs on the ``image_factory_arm`` connection.
+
+    :param arm_conn_id: an ``azure`` connection (client id/secret + ``tenantId``, or ambient identity) with
+        optional extras ``arm_endpoint``, ``authority_host`` and ``ca_bundle``.
+    """
+
+    conn_name_attr = "arm_conn_id"
+    default_conn_name = "image_factory_arm"
+    conn_type = "azure"
+    hook_name = "Azure DevTest Labs (Image Factory)"
+
+    def __init__(self, arm_conn_id: str = default_conn_name) -> None:
+        super().__init__(sdk_client=DevTestLabsClient, conn_id=arm_conn_id)
+        self.arm_conn_id = arm_conn_id
+        self._clients: dict[str, DevTestLabsClient] = {}
+
+    @cached_property
+    def settings(self) -> ArmSettings:
+        """Return the connection's ARM settings (endpoint, CA, identity)."""
+        return arm_settings(self.get_connection(self.conn_id))
+
+    @cached_property
+    def credential(self) -> Any:
+        """Return the sync credential, built once per hook."""
+        return self.settings.credential()
+
+    def get_conn(self) -> DevTestLabsClient:
+        """Return a client for the connection's own subscription (extra ``subscriptionId``)."""
+        if not self.settings.subscription_id:
+            raise AzureRequestError(
+                f"connection {self.conn_id} has no extra 'subscriptionId': set the factory's subscription"
+            )
+        return self.client(self.settings.subscription_id)
+
+    def client(self, subscription_id: str) -> DevTestLabsClient:
+        """Return a DevTest Labs client for ``subscription_id`` (cached per subscription)."""
+        key = subscription_id.lower()
+        if key not in self._clients:
+            self._clients[key] = DevTestLabsClient(
+                self.credential,
+                subscription_id,
+                api_version=API_VERSION,
+                **self.settings.client_kwargs(),
+            )
+        return self._clients[key]
+
+    def _fail(self, exc: HttpResponseError, action: str, scope: str) -> AzureRequestError:
+        return arm_error(exc, action=action, scope=scope, principal=self.settings.principal)
+
+    # Labs -----------------------------------------------------------------------------------------------
+    def get_lab(self, subscription_id: str, resource_group: str, lab_name: str) -> Lab:
+        """Return a lab; raise ``LabNotFoundError`` when it does not exist."""
+        scope = lab_scope(subscription_id, resource_group, lab_name)
+        try:
+            return self.client(subscription_id).labs.get(resource_group, lab_name)
+        except ResourceNotFoundError as exc:
+            _, message = _arm_message(exc)
+            raise LabNotFoundError(
+                f"{scope} does not exist ({message}): fix labs.json or create the lab", status=404
+            ) from exc
+        except HttpResponseError as exc:
+            raise self._fail(exc, "read the lab", scope) from exc
+
+    def find_lab(self, subscription_id: str, lab_name: str) -> Lab:
+        """Find a lab by name in a subscription (labs.json without ResourceGroup); paged list."""
+        scope = lab_scope(subscription_id, None, lab_name)
+        try:
+            for lab in self.client(subscription_id).labs.list_by_subscription():
+                if str(lab.name).lower() == lab_name.lower():
+                    return lab
+        except HttpResponseError as exc:
+            raise self._fail(exc, "list the labs of the subscription", scope) from exc
+        raise LabNotFoundError(
+            f"{scope} does not exist in the subscription: fix labs.json (name or SubscriptionId)", status=404
+        )
+
+    def lab_for(self, lab: LabRef) -> Lab:
+        """Return the lab of a labs.json entry (by resource group when given, else by name)."""
+        if lab.resource_group:
+            return self.get_lab(lab.subscription_id, lab.resource_group, lab.lab_name)
+        return self.find_lab(lab.subscription_id, lab.lab_name)
+
+    def inventory(self, lab: LabRef) -> LabInventory:
+        """Return one lab's state: one lab read (or list) plus ONE custom image list; never raises for Azure."""
+        try:
+            found = self.lab_for(lab)
+            resource_group = resource_group_of(str(found.id)) or lab.resource_group or ""
+            images = self.list_custom_images(lab.subscription_id, resource_group, str(found.name))
+        except LabNotFoundError as exc:
+            return LabInventory(lab=lab, status="not_found", resource_group=lab.resource_group, message=str(exc))
+        except ForbiddenError as exc:
+            return LabInventory(lab=lab, status="forbidden", resource_group=lab.resource_group, message=str(exc))
+        except AzureRequestError as exc:
+            return LabInventory(lab=lab, status="error", resource_group=lab.resource_group, message=str(exc))
+        return LabInventory(
+            lab=lab,
+            status="ok",
+            resource_group=resource_group,
+            location=found.location,
+            images=tuple(images),
+        )
+
+    def generate_upload_uri(self, subscription_id: str, resource_group: str, lab_name: str, blob_name: str) -> str:
+        """Return a SAS URI (write + read) for ``blob_name`` in the lab's upload container. A secret."""
+        scope = lab_scope(subscription_id, resource_group, lab_name)
+        try:
+            response = self.client(subscription_id).labs.generate_upload_uri(
+                resource_group, lab_name, blob_name=blob_name
+            )
+        except HttpResponseError as exc:
+            raise self._fail(exc, "generate an upload URI (write the lab's storage)", scope) from exc
+        if not response.upload_uri:
+            raise AzureRequestError(f"{scope} returned no upload URI for {blob_name}")
+        return str(response.upload_uri)
+
+    # Factory VMs ----------------------------------------------------------------------------------------
+    def list_vms(self, subscription_id: str, resource_group: str, lab_name: str) -> list[FactoryVm]:
+        """List the lab's VMs with their compute VM (OS disk, power state) as ``FactoryVm``s."""
+        scope = lab_scope(subscription_id, resource_group, lab_name)
+        try:
+            vms = list(self.client(subscription_id).virtual_machines.list(resource_group, lab_name, expand=VM_EXPAND))
+        except HttpResponseError as exc:
+            raise self._fail(exc, "list the factory VMs", scope) from exc
+        return [factory_vm(vm) for vm in vms]
+
+    # Custom images --------------------------------------------------------------------------------------
+    def list_custom_images(self, subscription_id: str, resource_group: str, lab_name: str) -> list[LabImage]:
+        """List a lab's custom images (one paged list)."""
+        scope = lab_scope(subscription_id, resource_group, lab_name)
+        try:
+            images = self.client(subscription_id).custom_images.list(resource_group, lab_name)
+            return [lab_image(image) for image in images]
+        except ResourceNotFoundError as exc:
+            raise LabNotFoundError(f"{scope} does not exist: fix labs.json", status=404) from exc
+        except HttpResponseError as exc:
+            raise self._fail(exc, "list custom images", scope) from exc
+
+    def get_custom_image(
+        self, subscription_id: str, resource_group: str, lab_name: str, image_name: str
+    ) -> LabImage | None:
+        """Return a custom image, or ``None`` when it does not exist."""
+        scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
+        try:
+            image = self.client(subscription_id).custom_images.get(resource_group, lab_name, image_name)
+        except ResourceNotFoundError:
+            return None
+        except HttpResponseError as exc:
+            raise self._fail(exc, "read the custom image", scope) from exc
+        return lab_image(image)
+
+    def begin_create_custom_image(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        lab_name: str,
+        image_name: str,
+        *,
+        vhd_name: str,
+        os_type: str,
+        sysprep: bool,
+        image_path: str,
+        version: str,
+        description: str = "",
+    ) -> str:
+        """Start the custom image PUT (no waiting) and return the provisioning state ARM answered."""
+        body = custom_image_body(
+            vhd_name=vhd_name,
+            os_type=os_type,
+            sysprep=sysprep,
+            image_path=image_path,
+            version=version,
+            description=description,
+        )
+        scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
+        try:
+            poller = self.client(subscription_id).custom_images.begin_create_or_update(
+                resource_group, lab_name, image_name, body, polling=False
+            )
+            result = poller.result()
+        except HttpResponseError as exc:
+            raise self._fail(exc, "create the custom image", scope) from exc
+        state = getattr(result, "provisioning_state", None) if result is not None else None
+        return str(state or "Creating")
+
+    def delete_custom_image(self, subscription_id: str, resource_group: str, lab_name: str, image_name: str) -> None:
+        """Delete a custom image and wait for it; a missing image is success."""
+        scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
+        try:
+            self.client(subscription_id).custom_images.begin_delete(resource_group, lab_name, image_name).result()
+        except ResourceNotFoundError:
+            return
+        except HttpResponseError as exc:
+            raise self._fail(exc, "delete the custom image", scope) from exc
+
+    def close(self) -> None:
+        """Close every cached client."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+class DevTestLabsAsyncHook(DevTestLabsHook):
+    """Async counterpart for triggers: opened and closed inside ``run()``."""
+
+    def __init__(self, arm_conn_id: str = DevTestLabsHook.default_conn_name) -> None:
+        super().__init__(arm_conn_id=arm_conn_id)
+        self._async_clients: dict[str, AsyncDevTestLabsClient] = {}
+        self._async_settings: ArmSettings | None = None
+        self._async_credential: Any = None
+
+    async def async_settings(self) -> ArmSettings:
+        """Return the connection's ARM settings, read through the async connection API."""
+        if self._async_settings is None:
+            self._async_settings = arm_settings(await get_async_connection(self.conn_id))
+        return self._async_settings
+
+    async def async_client(self, subscription_id: str) -> AsyncDevTestLabsClient:
+        """Return an async DevTest Labs client for ``subscription_id`` (cached)."""
+        key = subscription_id.lower()
+        if key not in self._async_clients:
+            settings = await self.async_settings()
+            if self._async_credential is None:
+                self._async_credential = settings.async_credential()
+            self._async_clients[key] = AsyncDevTestLabsClient(
+                self._async_credential,
+                subscription_id,
+                api_version=API_VERSION,
+                **settings.async_client_kwargs(),
+            )
+        return self._async_clients[key]
+
+    async def custom_image_state_async(
+        self, subscription_id: str, resource_group: str, lab_name: str, image_name: str
+    ) -> str | None:
+        """Return a custom image's provisioningState, or ``None`` when it does not exist."""
+        client = await self.async_client(subscription_id)
+        try:
+            image = await client.custom_images.get(resource_group, lab_name, image_name)
+        except ResourceNotFoundError:
+            return None
+        except HttpResponseError as exc:
+            principal = (await self.async_settings()).principal
+            scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
+            raise arm_error(exc, action="read the custom image", scope=scope, principal=principal) from exc
+        return str(image.provisioning_state or "Unknown")
+
+    async def generate_upload_uri_async(
+        self, subscription_id: str, resource_group: str, lab_name: str, blob_name: str
+    ) -> str:
+        """Return a fresh upload SAS URI for ``blob_name`` in the lab (a secret: never log it)."""
+        client = await self.async_client(subscription_id)
+        try:
+            response = await client.labs.generate_upload_uri(resource_group, lab_name, blob_name=blob_name)
+        except HttpResponseError as exc:
+            principal = (await self.async_settings()).principal
+            scope = lab_scope(subscription_id, resource_group, lab_name)
+            raise arm_error(exc, action="generate an upload URI", scope=scope, principal=principal) from exc
+        return str(response.upload_uri)
+
+    async def aclose(self) -> None:
+        """Close every async client and the async credential."""
+        for client in self._async_clients.values():
+            await client.close()
+        self._async_clients.clear()
+        if self._async_credential is not None:
+            await self._async_credential.close()
+            self._async_credential = None
+
+    async def __aenter__(self) -> DevTestLabsAsyncHook:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

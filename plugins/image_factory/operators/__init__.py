@@ -1,0 +1,24 @@
+"""Deferrable operators of the factory: capture a factory VM, distribute an image to a lab."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from image_factory.models import FactorySettings
+
+
+def factory_settings() -> FactorySettings:
+    """Load factory.json from the configured folder (a local file read) at execution time."""
+    from image_factory.config import load_factory_settings  # noqa: PLC0415 - keep DAG parsing light
+    from image_factory.settings import config_dir  # noqa: PLC0415
+
+    return load_factory_settings(config_dir())
+
+
+def poll_seconds(value: Any, default: float) -> float:
+    """Turn a (possibly templated, so string) poll interval into seconds, at least 0.1."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return default
+    return max(seconds, 0.1)

@@ -1,0 +1,260 @@
+"""Distribute one catalogued image version to one target lab: upload copy, custom image, clean-up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from image_factory.exceptions import (
+    AzureRequestError,
+    CopyFailedError,
+    ForbiddenError,
+    ImageCreationError,
+    LabNotFoundError,
+)
+from image_factory.models import Pair
+from image_factory.operators import factory_settings, poll_seconds
+from image_factory.settings import DEFAULT_POLL_SECONDS
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from image_factory.hooks.devtestlabs import DevTestLabsHook
+    from image_factory.models import FactorySettings
+
+REQUIRED_PAIR_KEYS = ("lab_name", "subscription_id", "resource_group", "image_name", "image_path", "version")
+#: HTTP statuses that no retry will fix.
+PERMANENT_STATUSES = frozenset({400, 403, 404})
+
+
+class DistributeImageOperator(BaseOperator):
+    """Make sure one lab has one image version as a custom image, idempotently.
+
+    Image present and Succeeded → done, no write. Present but Failed/Canceled → deleted and recreated. An
+    upload copy already running → awaited, never restarted. Otherwise the factory VHD is copied into the lab
+    through ``generateUploadUri`` (a read SAS on the factory blob as source), the custom image is created from
+    it, and the uploaded VHD is deleted once the image is ``Succeeded``.
+
+    :param pair: a ``Pair`` as a dict (from ``plan``).
+    :param poll_interval: seconds between two status reads in the triggers (templated).
+    """
+
+    template_fields: Sequence[str] = ("pair", "poll_interval")
+    ui_color = "#d8f5d0"
+
+    def __init__(
+        self,
+        *,
+        pair: dict[str, Any],
+        poll_interval: float | str = DEFAULT_POLL_SECONDS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(pair, dict):
+            missing = [k for k in REQUIRED_PAIR_KEYS if k not in pair]
+            if missing:
+                raise ValueError(f"pair lacks {', '.join(missing)}: pass Pair.to_dict()")
+        self.pair = pair
+        self.poll_interval = poll_interval
+
+    # helpers ------------------------------------------------------------------------------------------------
+    def _pair(self) -> Pair:
+        return Pair.from_dict(self.pair)
+
+    def _arm(self, settings: FactorySettings) -> DevTestLabsHook:
+        from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415 - light DAG parsing
+
+        return DevTestLabsHook(arm_conn_id=settings.arm_conn_id)
+
+    @staticmethod
+    def _upload_blob(pair: Pair) -> str:
+        from image_factory import naming  # noqa: PLC0415
+
+        return naming.vhd_blob(pair.image_name)
+
+    def _summary(self, pair: Pair, action: str) -> dict[str, Any]:
+        return {"lab": pair.lab_name, "image_name": pair.image_name, "version": pair.version, "action": action}
+
+    def _permanent(self, pair: Pair, exc: AzureRequestError) -> AirflowFailException:
+        """Turn an error no retry will fix into a failure of this pair only."""
+        return AirflowFailException(f"{pair.label}: {exc}")
+
+    def _guard(self, pair: Pair, exc: Exception) -> Exception:
+        if isinstance(exc, (ForbiddenError, LabNotFoundError)):
+            return self._permanent(pair, exc)
+        if isinstance(exc, AzureRequestError) and exc.status in PERMANENT_STATUSES:
+            return self._permanent(pair, exc)
+        return exc
+
+    def _poll(self) -> float:
+        return poll_seconds(self.poll_interval, DEFAULT_POLL_SECONDS)
+
+    # execution ------------------------------------------------------------------------------------------
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Check what exists, then copy (or adopt a copy) and defer."""
+        pair = self._pair()
+        settings = factory_settings()
+        try:
+            return self._execute(context, pair, settings)
+        except AzureRequestError as exc:
+            raise self._guard(pair, exc) from exc
+
+    def _execute(self, context: Context, pair: Pair, settings: FactorySettings) -> dict[str, Any]:
+        from image_factory.hooks.devtestlabs import FAILED_STATES, SUCCEEDED  # noqa: PLC0415
+        from image_factory.hooks.storage import (  # noqa: PLC0415
+            COPY_PENDING,
+            COPY_SUCCESS,
+            FactoryStorageHook,
+            sas_copy_state,
+            start_copy_to_sas,
+        )
+        from image_factory.redact import mask  # noqa: PLC0415
+
+        arm = self._arm(settings)
+        image = arm.get_custom_image(pair.subscription_id, pair.resource_group, pair.lab_name, pair.image_name)
+        if image is not None:
+            if image.provisioning_state == SUCCEEDED:
+                self.log.info("%s already exists and Succeeded: nothing to do", pair.label)
+                return self._summary(pair, "present")
+            if image.provisioning_state in FAILED_STATES:
+                self.log.warning("%s is %s: deleting it to recreate it", pair.label, image.provisioning_state)
+                arm.delete_custom_image(pair.subscription_id, pair.resource_group, pair.lab_name, pair.image_name)
+            else:
+                self.log.info("%s is %s: waiting for it", pair.label, image.provisioning_state)
+                self._defer_image(settings, pair)
+
+        blob = self._upload_blob(pair)
+        upload_url = arm.generate_upload_uri(pair.subscription_id, pair.resource_group, pair.lab_name, blob)
+        mask(upload_url)
+        verify = arm.settings.connection_verify
+        state = sas_copy_state(upload_url, verify)
+        if state.status == COPY_PENDING:
+            self.log.info("%s: an upload copy is already running (%s): adopting it", pair.label, state.copy_id)
+            self._defer_copy(settings, pair, state.copy_id)
+        if state.status == COPY_SUCCESS and state.size:
+            self.log.info("%s: the VHD was uploaded by an earlier attempt: creating the image", pair.label)
+            return self._create_image(settings, pair)
+
+        if pair.cross_region:
+            self.log.warning(
+                "%s: lab %s is in %s, the factory elsewhere: this copy is billed as inter-region egress",
+                pair.label,
+                pair.lab_name,
+                pair.location,
+            )
+        storage = FactoryStorageHook(wasb_conn_id=settings.storage_conn_id)
+        source = storage.read_sas_url(settings.container, pair.vhd_blob, settings.read_sas_hours)
+        copy_id = start_copy_to_sas(upload_url, source, verify)
+        self.log.info("%s: started copying %s into the lab (copy %s)", pair.label, pair.vhd_blob, copy_id)
+        context["ti"].xcom_push(key="copy_id", value=copy_id)
+        self._defer_copy(settings, pair, copy_id)
+        raise AssertionError("unreachable: defer() raises TaskDeferred")  # pragma: no cover
+
+    def _defer_copy(self, settings: FactorySettings, pair: Pair, copy_id: str | None) -> None:
+        from image_factory.triggers.blob_copy import BlobCopyTrigger  # noqa: PLC0415
+
+        self.defer(
+            trigger=BlobCopyTrigger(
+                target="lab",
+                blob=self._upload_blob(pair),
+                arm_conn_id=settings.arm_conn_id,
+                subscription_id=pair.subscription_id,
+                resource_group=pair.resource_group,
+                lab_name=pair.lab_name,
+                deadline=time.time() + settings.copy_timeout_minutes * 60,
+                poll_interval=self._poll(),
+                label=pair.label,
+                copy_id=copy_id,
+            ),
+            method_name="copy_complete",
+        )
+
+    def _defer_image(self, settings: FactorySettings, pair: Pair) -> None:
+        from image_factory.triggers.lro import CustomImageTrigger  # noqa: PLC0415
+
+        self.defer(
+            trigger=CustomImageTrigger(
+                arm_conn_id=settings.arm_conn_id,
+                subscription_id=pair.subscription_id,
+                resource_group=pair.resource_group,
+                lab_name=pair.lab_name,
+                image_name=pair.image_name,
+                deadline=time.time() + settings.image_timeout_minutes * 60,
+                poll_interval=self._poll(),
+                label=pair.label,
+            ),
+            method_name="image_complete",
+        )
+
+    def copy_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the upload copy: create the custom image (PUT) and defer until it is done."""
+        pair = self._pair()
+        if event.get("status") != "success":
+            raise CopyFailedError(f"{pair.label}: {event.get('message', 'copy failed')}")
+        settings = factory_settings()
+        try:
+            return self._create_image(settings, pair)
+        except AzureRequestError as exc:
+            raise self._guard(pair, exc) from exc
+
+    def _create_image(self, settings: FactorySettings, pair: Pair) -> dict[str, Any]:
+        from image_factory.hooks.devtestlabs import SUCCEEDED  # noqa: PLC0415
+
+        arm = self._arm(settings)
+        state = arm.begin_create_custom_image(
+            pair.subscription_id,
+            pair.resource_group,
+            pair.lab_name,
+            pair.image_name,
+            vhd_name=self._upload_blob(pair),
+            os_type=pair.os_type,
+            sysprep=pair.sysprep,
+            image_path=pair.image_path,
+            version=pair.version,
+            description=pair.description,
+        )
+        self.log.info("%s: custom image creation started (%s)", pair.label, state)
+        if state == SUCCEEDED:
+            return self._finish(settings, pair)
+        self._defer_image(settings, pair)
+        raise AssertionError("unreachable: defer() raises TaskDeferred")  # pragma: no cover
+
+    def image_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the image LRO: fail on Failed/Canceled, else delete the uploaded VHD."""
+        pair = self._pair()
+        if event.get("status") != "success":
+            raise ImageCreationError(
+                f"{event.get('message', 'custom image creation failed')}: a retry deletes and recreates it"
+            )
+        return self._finish(factory_settings(), pair)
+
+    def _finish(self, settings: FactorySettings, pair: Pair) -> dict[str, Any]:
+        """Delete the uploaded VHD (best effort) and return the summary."""
+        from image_factory.hooks.storage import delete_sas_blob  # noqa: PLC0415
+        from image_factory.redact import mask, redact  # noqa: PLC0415
+
+        arm = self._arm(settings)
+        try:
+            url = arm.generate_upload_uri(
+                pair.subscription_id, pair.resource_group, pair.lab_name, self._upload_blob(pair)
+            )
+            mask(url)
+            delete_sas_blob(url, arm.settings.connection_verify)
+        except Exception as exc:
+            self.log.warning(
+                "%s: the image is ready but the uploaded VHD uploads/%s could not be deleted (%s); "
+                "it only costs storage",
+                pair.label,
+                self._upload_blob(pair),
+                redact(str(exc))[:300],
+            )
+        self.log.info("%s: distributed", pair.label)
+        return self._summary(pair, "created")
+
+    def on_kill(self) -> None:
+        """Do nothing destructive: a running copy is adopted by the retry."""
+        self.log.info("Killed; any running copy is left to be adopted by the next attempt")

@@ -1,0 +1,66 @@
+"""Every setting of the factory read from the environment or the configuration folder, with fallbacks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+#: The DAG's id.
+DAG_ID = "image_factory"
+#: The repository root (``plugins/image_factory/settings.py`` → three levels up).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Env var naming the configuration folder (labs.json, factory.json, GoldenImages/).
+CONFIG_DIR_ENV = "IMAGE_FACTORY_CONFIG_DIR"
+#: Env var naming the folder verify writes its JSON report into.
+REPORT_DIR_ENV = "IMAGE_FACTORY_REPORT_DIR"
+#: Defaults used when factory.json cannot be read at DAG parse time.
+DEFAULT_SCHEDULE = "0 2 * * *"
+DEFAULT_POOL = "image_distribution"
+DEFAULT_ARM_CONN_ID = "image_factory_arm"
+DEFAULT_STORAGE_CONN_ID = "image_factory_storage"
+#: Default seconds between two polls of a copy or a custom image (a run's ``copy_poll_seconds`` param wins).
+DEFAULT_POLL_SECONDS = 15
+#: Retries of a mapped distribute task (a pending copy is adopted, so a retry never restarts it).
+DISTRIBUTE_RETRIES = 3
+#: Owner shown in the UI.
+OWNER = "image-factory"
+#: DAG tags.
+TAGS = ("image-factory", "azure", "devtest-labs")
+
+
+def config_dir() -> Path:
+    """Return the configuration folder: ``$IMAGE_FACTORY_CONFIG_DIR`` or ``<repo>/Configuration``."""
+    value = os.environ.get(CONFIG_DIR_ENV, "").strip()
+    return Path(value) if value else REPO_ROOT / "Configuration"
+
+
+def report_dir() -> Path:
+    """Return the folder verify writes reports into: ``$IMAGE_FACTORY_REPORT_DIR`` or ``$AIRFLOW_HOME/reports``."""
+    value = os.environ.get(REPORT_DIR_ENV, "").strip()
+    if value:
+        return Path(value)
+    home = os.environ.get("AIRFLOW_HOME", "").strip() or str(Path.home() / "airflow")
+    return Path(home) / "reports" / "image_factory"
+
+
+def _factory_json(folder: Path) -> dict[str, Any]:
+    """Read factory.json as a plain dict; an empty dict when it is missing or unreadable."""
+    try:
+        data = json.loads((folder / "factory.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def parse_time_schedule(folder: Path | None = None) -> str:
+    """Return the cron schedule from factory.json (a cheap local read), or the default on any problem."""
+    value = _factory_json(folder or config_dir()).get("Schedule")
+    return value if isinstance(value, str) and value.strip() else DEFAULT_SCHEDULE
+
+
+def parse_time_pool(folder: Path | None = None) -> str:
+    """Return the distribution pool from factory.json (a cheap local read), or the default on any problem."""
+    value = _factory_json(folder or config_dir()).get("Pool")
+    return value if isinstance(value, str) and value.strip() else DEFAULT_POOL

@@ -1,0 +1,173 @@
+"""Fixtures for integration tests: the local Azure (emulator subprocess) and a throwaway Airflow home."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FACTORY_SUBSCRIPTION = "11111111-1111-4111-8111-111111111111"
+WORLD = "emulator/worlds/demo.json"
+
+
+class LocalAzure:
+    """A running emulator: its ready line, and a client for its control API."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self.control = httpx.Client(base_url=info["control_endpoint"], verify=info["ca_bundle"], timeout=30)
+
+    def configure(self, **settings: Any) -> None:
+        self.control.post("/config", json=settings).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.control.get("/stats").json())
+
+    def reset_stats(self) -> None:
+        self.control.post("/reset-stats").raise_for_status()
+
+    def state(self) -> dict[str, Any]:
+        return dict(self.control.get("/state").json())
+
+    def connection_env(self, principal: str | None = None) -> dict[str, str]:
+        """Return ``AIRFLOW_CONN_*`` variables pointing the factory's connections at the emulator."""
+        info = self.info
+        creds = info["principals"][principal] if principal else info
+        factory = info["storage"]["factorystore"]
+        arm = {
+            "conn_type": "azure",
+            "login": creds["client_id"],
+            "password": creds["client_secret"],
+            "extra": {
+                "tenantId": info["tenant_id"],
+                "subscriptionId": FACTORY_SUBSCRIPTION,
+                "arm_endpoint": info["arm_endpoint"],
+                "authority_host": info["authority_host"],
+                "ca_bundle": info["ca_bundle"],
+            },
+        }
+        storage = {
+            "conn_type": "wasb",
+            "extra": {
+                "connection_string": (
+                    f"DefaultEndpointsProtocol=https;AccountName=factorystore;AccountKey={factory['account_key']};"
+                    f"BlobEndpoint={factory['blob_endpoint']};"
+                ),
+                "connection_verify": info["ca_bundle"],
+            },
+        }
+        return {
+            "AIRFLOW_CONN_IMAGE_FACTORY_ARM": json.dumps(arm),
+            "AIRFLOW_CONN_IMAGE_FACTORY_STORAGE": json.dumps(storage),
+        }
+
+
+@pytest.fixture(scope="session")
+def local_azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
+    """Start ``python -m emulator serve`` on the demo world; stop it at the end of the session."""
+    state_dir = tmp_path_factory.mktemp("emulator-state")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "serve",
+            "--world",
+            "emulator/worlds/demo.json",
+            "--state-dir",
+            str(state_dir),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=(state_dir / "emulator.log").open("wb"),
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            pytest.fail(f"emulator exited without its ready line; see {state_dir / 'emulator.log'}")
+        azure = LocalAzure(json.loads(line))
+        azure.configure(lro_seconds=1, copy_seconds=1)
+        yield azure
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Create a throwaway AIRFLOW_HOME with a migrated SQLite DB; return the env to run Airflow in it."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "IMAGE_FACTORY_CONFIG_DIR": str(REPO / "Configuration"),
+        "IMAGE_FACTORY_REPORT_DIR": str(home / "reports"),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
+    }
+    subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return env
+
+
+DAG_TEST = """
+import json, sys
+from datetime import datetime, timezone
+sys.path[:0] = ["plugins"]
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder="dags")
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags["image_factory"]
+conf = json.loads(sys.argv[1])
+logical = datetime.fromisoformat(sys.argv[2]).replace(tzinfo=timezone.utc)
+run = dag.test(run_conf=conf, logical_date=logical)
+states = {}
+for ti in run.get_task_instances():
+    states.setdefault(ti.task_id, []).append(str(ti.state))
+print("RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
+"""
+
+
+def run_dag(env: dict[str, str], conf: dict[str, Any], logical_date: str) -> dict[str, Any]:
+    """Run ``dag.test`` in a subprocess; return the run state and the task states."""
+    done = subprocess.run(
+        [sys.executable, "-c", DAG_TEST, json.dumps(conf), logical_date],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            result["log"] = done.stdout[-20000:] + done.stderr[-20000:]
+            return result
+    raise AssertionError(
+        f"dag.test gave no result (rc={done.returncode}):\n{done.stdout[-8000:]}\n{done.stderr[-8000:]}"
+    )

@@ -101,11 +101,15 @@ with DAG(
         jobs = list_factory_vms()
         CaptureVmOperator.partial(
             task_id="capture_vm",
+            # Captures are copies too: they share MaxConcurrentJobs with distribution.
+            pool=settings.parse_time_pool(),
             poll_interval=POLL,
             map_index_template="{{ task.job['vm_name'] }}",
         ).expand(job=jobs)
 
-    @task(trigger_rule="none_failed")
+    # all_done: one VM that fails to capture must not hold back what is already catalogued (the run still ends
+    # failed, naming that VM); plan re-validates the configuration itself.
+    @task(trigger_rule="all_done")
     def plan() -> list[dict[str, Any]]:
         """Plan the distribution; return the pairs to distribute (none in a dry run)."""
         ctx = get_current_context()

@@ -19,9 +19,11 @@ from typing import Any
 from stack.airflow import REPO, AirflowSettings, AirflowStack
 from stack.localazure import LocalAzure, start_local_azure
 from stack.rest import TERMINAL_RUN_STATES, AirflowClient
+from stack.services import Services, services_for
 
 DAG_ID = "image_factory"
 DEFAULT_UI_PORT = 28080
+EXECUTORS = ("local", "celery")
 
 
 @dataclass
@@ -31,11 +33,14 @@ class Stack:
     azure: LocalAzure
     airflow: AirflowStack
     client: AirflowClient
+    services: Services | None = None
 
     def stop(self) -> None:
         self.client.close()
         self.airflow.stop()
         self.azure.stop()
+        if self.services is not None:
+            self.services.stop()
 
 
 def factory_subscription(config_dir: Path) -> str:
@@ -55,9 +60,17 @@ def running_stack(
     emulator_config: dict[str, Any] | None = None,
     extra_env: dict[str, str] | None = None,
     say: Any = print,
+    executor: str = "local",
 ) -> Iterator[Stack]:
-    """Start the local Azure and Airflow under ``run_dir``; stop everything (by pid) on exit, also on errors."""
+    """Start the local Azure and Airflow under ``run_dir``; stop everything (by pid) on exit, also on errors.
+
+    ``executor="celery"`` adds PostgreSQL + Redis (``stack.services``) and two Celery workers (``stack.celery``).
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
     if fresh:
+        if executor == "celery":
+            services_for(run_dir).remove()  # what a crashed earlier run may have left running
         shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -65,29 +78,42 @@ def running_stack(
     azure = start_local_azure(world=world, state_dir=run_dir / "azure", log_dir=run_dir / "logs")
     airflow: AirflowStack | None = None
     client: AirflowClient | None = None
+    services: Services | None = None
     try:
         if emulator_config:
             azure.post("/config", emulator_config)
         settings = AirflowSettings(
             home=run_dir / "airflow", port=port, config_dir=config_dir, extra_env=extra_env or {}
         )
+        if executor == "celery":
+            from stack import celery  # noqa: PLC0415 - only the Celery stack needs it
+
+            services = celery.start_services(run_dir, fresh=fresh, say=say)
+            settings = celery.celery_settings(settings, services)
         airflow = AirflowStack(settings, azure.connections_env(subscription_id=factory_subscription(config_dir)))
         say("migrating the Airflow metadata DB and importing the pool …")
         airflow.migrate()
         airflow.import_pools()
         say("starting api-server, scheduler, dag-processor, triggerer …")
         airflow.start()
+        if services is not None:
+            say(f"starting Celery workers {', '.join(celery.WORKERS)} …")
+            celery.start_workers(airflow)
         airflow.wait_healthy()
+        if services is not None:
+            celery.wait_workers(airflow, services.redis.url())
         client = AirflowClient(airflow.base_url, airflow.settings.user, airflow.password)
         client.wait_for_dag(DAG_ID)
         say(f"stack ready in {time.monotonic() - started:.0f}s")
-        yield Stack(azure=azure, airflow=airflow, client=client)
+        yield Stack(azure=azure, airflow=airflow, client=client, services=services)
     finally:
         if client is not None:
             client.close()
         if airflow is not None:
             airflow.stop()
         azure.stop()
+        if services is not None:
+            services.remove()
 
 
 def follow_run(stack: Stack, run_id: str, *, timeout: float = 1800, interval: float = 2.0) -> dict[str, Any]:
@@ -122,15 +148,8 @@ def follow_run(stack: Stack, run_id: str, *, timeout: float = 1800, interval: fl
 
 
 def verify_report(stack: Stack, run_id: str) -> dict[str, Any] | None:
-    """Return the verify task's report (its XCom), or None if verify did not run."""
-    try:
-        value = stack.client.xcom(DAG_ID, run_id, "verify")
-    except Exception:
-        value = None
-    if isinstance(value, dict):
-        return value
-    reports = sorted(stack.airflow.report_dir.rglob("*.json"), key=lambda p: p.stat().st_mtime)
-    for path in reversed(reports):
+    """Return the report verify wrote for ``run_id`` (also when verify failed), or None if it wrote none."""
+    for path in stack.airflow.report_dir.rglob("*.json"):
         data = json.loads(path.read_text())
         if data.get("run_id") == run_id:
             return dict(data)
@@ -140,7 +159,11 @@ def verify_report(stack: Stack, run_id: str) -> dict[str, Any] | None:
 def cmd_demo(args: argparse.Namespace) -> int:
     run_dir = REPO / ".run" / "demo"
     with running_stack(
-        run_dir=run_dir, world=args.world, config_dir=args.config, emulator_config=json.loads(args.emulator_config)
+        run_dir=run_dir,
+        world=args.world,
+        config_dir=args.config,
+        emulator_config=json.loads(args.emulator_config),
+        executor=args.executor,
     ) as stack:
         stack.client.unpause(DAG_ID)
         run_id = stack.client.trigger(DAG_ID, conf={})
@@ -184,7 +207,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         stop["now"] = True
 
-    with running_stack(run_dir=run_dir, world=args.world, config_dir=args.config, port=args.port) as stack:
+    with running_stack(
+        run_dir=run_dir, world=args.world, config_dir=args.config, port=args.port, executor=args.executor
+    ) as stack:
         stack.client.unpause(DAG_ID)
         print(
             f"\nAirflow UI: {stack.airflow.base_url}/  user: {stack.airflow.settings.user}  "
@@ -213,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--emulator-config", default="{}", help="JSON for the emulator's /config, e.g. '{\"copy_seconds\": 5}'"
     )
+    demo.add_argument("--executor", choices=EXECUTORS, default="local", help="local (SQLite) or celery (PostgreSQL)")
     demo.set_defaults(func=cmd_demo)
     up = sub.add_parser("up", help="start the stack and keep it running until Ctrl-C")
     up.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_UI_PORT)))
+    up.add_argument("--executor", choices=EXECUTORS, default="local", help="local (SQLite) or celery (PostgreSQL)")
     up.set_defaults(func=cmd_up)
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -161,6 +161,10 @@ def make_plan(
     from image_factory.report import plan_table  # noqa: PLC0415
 
     config = load_configuration(folder or config_dir())
+    problems = check_params(params, config)
+    if problems:
+        # plan runs even when capture failed (all_done), so it re-checks what validate_config refused.
+        raise ConfigurationError("The run's params do not match the configuration", problems)
     factory = config.factory
     catalogue = read_catalogue(config)
     factory_lab = DevTestLabsHook(arm_conn_id=factory.arm_conn_id).get_lab(
@@ -216,23 +220,39 @@ def verify(
     if plan_doc is None:
         raise ImageFactoryError("verify found no plan: the plan task failed or did not run; see its log")
     result = Plan.from_dict(dict(plan_doc))
-    if params.get("dry_run", False):
-        log.info("Dry run: this is what a real run would do:\n%s", plan_table(result))
-        path = write_report({"dry_run": True, "version": version, "plan": result.to_dict()}, version, run_id)
-        log.info("Report written to %s", path)
-        return {"dry_run": True, "would_distribute": len(result.pairs), "report": str(path)}
     config = load_configuration(folder or config_dir())
     labs = _selected_labs(config, params)
     matrix = build_matrix(labs, result.expected, take_inventories(config, labs))
-    log.info("Labs after the run:\n%s", matrix.render())
-    problems = matrix.problems()
-    path = write_report(
-        {"dry_run": False, "version": version, "matrix": matrix.to_dict(), "problems": problems}, version, run_id
-    )
+    dry_run = bool(params.get("dry_run", False))
+    matrix_text = matrix.render()
+    document: dict[str, Any] = {
+        "run_id": run_id,
+        "version": version,
+        "dry_run": dry_run,
+        "matrix": matrix.to_dict(),
+        "matrix_text": matrix_text,
+        "plan_table": plan_table(result),
+    }
+    if dry_run:
+        # Nothing was distributed: the report is what a real run would do, and the labs as they are now.
+        log.info("Dry run: this is what a real run would do:\n%s", document["plan_table"])
+        log.info("Labs now:\n%s", matrix_text)
+        document["would_distribute"] = [p.label for p in result.pairs]
+        document["problems"] = []
+    else:
+        log.info("Labs after the run:\n%s", matrix_text)
+        document["problems"] = matrix.problems()
+    path = write_report(document, version, run_id)
     log.info("Report written to %s", path)
+    problems = document["problems"]
     if problems:
         raise ImageFactoryError("Some labs miss images they should have:" + "".join(f"\n  - {p}" for p in problems))
-    return {"dry_run": False, "expected": len(result.expected), "report": str(path)}
+    return {
+        "dry_run": dry_run,
+        "expected": len(result.expected),
+        "would_distribute": len(result.pairs) if dry_run else 0,
+        "report": str(path),
+    }
 
 
 def on_failure(context: Mapping[str, Any]) -> None:

@@ -1,0 +1,3 @@
+"""World files for the local Azure and a generator of large worlds."""
+
+from __future__ import annotations

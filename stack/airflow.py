@@ -68,7 +68,7 @@ class AirflowStack:
     def _secret_file(self, name: str) -> str:
         path = self.settings.home / name
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(32))
+            path.write_text(secrets.token_urlsafe(64))
             path.chmod(0o600)
         return path.read_text().strip()
 

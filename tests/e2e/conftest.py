@@ -57,7 +57,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, config_dir: Path) -> Iterato
         emulator_config={"copy_seconds": 4, "lro_seconds": 1},
         say=lambda *_: None,
     ) as s:
-        s.client.unpause(DAG_ID)
         yield s
 
 

@@ -16,7 +16,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from emulator.vhd import make_disk
-from stack.__main__ import DAG_ID, Stack, verify_report
+from stack.__main__ import DAG_ID, Stack, follow_run, verify_report, wait_for_scheduled_run
 from stack.rest import TERMINAL_RUN_STATES
 from tests.e2e.conftest import EXTRA_LAB, lab_images, run_to_end
 
@@ -65,37 +65,13 @@ def seed_powershell_version(stack: Stack) -> None:
     container.upload_blob(f"{OLD_NAME}.json", json.dumps(sidecar).encode("utf-8-sig"), overwrite=True)
 
 
-def test_run_with_params_touches_only_what_they_select(stack: Stack) -> None:
+def test_nightly_run_on_unpause_distributes_every_pair_and_the_pool_caps_copies(stack: Stack) -> None:
     seed_powershell_version(stack)
     stack.azure.post("/reset-stats", {})
-    run = run_to_end(stack, conf={"labs": ["TestLab"], "image_paths": ["Win2016"]})
-    assert run["state"] == "success", run
-    labs = lab_images(stack.azure.state())
-    assert [img["tags"]["ImagePath"] for img in labs["TestLab"].values()] == ["Win2016/Datacenter.json"]
-    assert labs["DevLab"] == {} and labs["QALab"] == {}
-
-
-def test_dry_run_reports_and_changes_nothing(stack: Stack) -> None:
-    before = stack.azure.state()
-    stack.azure.post("/reset-stats", {})
-    run_id = stack.client.trigger(DAG_ID, conf={"dry_run": True})
-    from stack.__main__ import follow_run
-
-    run = follow_run(stack, run_id, timeout=300)
-    assert run["state"] == "success", run
-    stats = stack.azure.stats()
-    assert stats["arm"]["writes"] == 0 and stats["arm"]["actions"] == 0
-    assert stats["copies"]["started"] == 0
-    assert stack.azure.state()["labs"] == before["labs"]
-    report = verify_report(stack, run_id)
-    assert report is not None and report.get("dry_run") is True
-    # DevLab 3 + QALab 2 + TestLab's VS2017 + the older Ubuntu for DevLab and QALab = 8 pairs still to go.
-    assert len(report["would_distribute"]) == 8, report["would_distribute"]
-
-
-def test_full_run_distributes_every_pair_and_the_pool_caps_copies(stack: Stack) -> None:
-    stack.azure.post("/reset-stats", {})
-    run = run_to_end(stack)
+    stack.client.unpause(DAG_ID)
+    nightly = wait_for_scheduled_run(stack)
+    assert nightly, "unpausing a nightly DAG schedules its latest slot"
+    run = follow_run(stack, nightly, timeout=600)
     assert run["state"] == "success", run
     state = stack.azure.state()
     labs = lab_images(state)
@@ -108,13 +84,15 @@ def test_full_run_distributes_every_pair_and_the_pool_caps_copies(stack: Stack) 
         images = labs[lab].values()
         assert {img["tags"]["ImagePath"] for img in images} == paths, lab
         assert all(img["provisioning_state"] == "Succeeded" for img in images), lab
-    # The older PowerShell-catalogued Ubuntu is retained (ImagesToSave 2), so Ubuntu labs get it too.
+    # The older PowerShell-catalogued Ubuntu is retained (ImagesToSave 2), so the Ubuntu labs get it too.
     assert OLD_NAME in labs["DevLab"] and OLD_NAME in labs["QALab"]
+    assert sum(len(v) for k, v in labs.items() if k in TARGET_LABS) == 9
     stats = stack.azure.stats()
-    assert stats["copies"]["started"] == 8
+    assert stats["copies"]["started"] == 4 + 9, "4 captures and 9 distributions"
     assert stats["copies"]["max_pending"] == 3, "the pool (MaxConcurrentJobs 3) must cap the copies in flight"
     assert uploads_blobs(state) == []
-    assert state.get("disk_access", {}).get("granted_now", 0) in (0, [], {})
+    report = verify_report(stack, nightly)
+    assert report is not None and report["problems"] == []
 
 
 def test_second_trigger_with_the_same_conf_does_no_work(stack: Stack) -> None:
@@ -128,7 +106,7 @@ def test_second_trigger_with_the_same_conf_does_no_work(stack: Stack) -> None:
     assert stack.azure.state()["labs"] == before["labs"]
 
 
-def test_backfill_after_adding_a_lab_brings_it_the_retained_versions(stack: Stack, config_dir: Path) -> None:
+def subscribe_staging_lab(config_dir: Path) -> None:
     labs_file = config_dir / "labs.json"
     labs = json.loads(labs_file.read_text())
     labs["Labs"].append(
@@ -140,6 +118,36 @@ def test_backfill_after_adding_a_lab_brings_it_the_retained_versions(stack: Stac
         }
     )
     labs_file.write_text(json.dumps(labs, indent=2))
+
+
+def test_dry_run_for_a_new_lab_reports_and_changes_nothing(stack: Stack, config_dir: Path) -> None:
+    subscribe_staging_lab(config_dir)
+    before = stack.azure.state()
+    stack.azure.post("/reset-stats", {})
+    run_id = stack.client.trigger(DAG_ID, conf={"dry_run": True, "labs": [EXTRA_LAB["name"]]})
+    run = follow_run(stack, run_id, timeout=300)
+    assert run["state"] == "success", run
+    stats = stack.azure.stats()
+    assert stats["arm"]["writes"] == 0 and stats["arm"]["actions"] == 0
+    assert stats["copies"]["started"] == 0
+    assert stack.azure.state()["labs"] == before["labs"]
+    report = verify_report(stack, run_id)
+    assert report is not None and report["dry_run"] is True
+    assert len(report["would_distribute"]) == 3, report["would_distribute"]
+    assert all(label.startswith(f"{EXTRA_LAB['name']} / ") for label in report["would_distribute"])
+
+
+def test_params_limit_a_run_to_some_labs_and_paths(stack: Stack) -> None:
+    before = lab_images(stack.azure.state())
+    run = run_to_end(stack, conf={"labs": [EXTRA_LAB["name"]], "image_paths": ["Win2016"]})
+    assert run["state"] == "success", run
+    after = lab_images(stack.azure.state())
+    assert [img["tags"]["ImagePath"] for img in after[EXTRA_LAB["name"]].values()] == ["Win2016/Datacenter.json"]
+    for lab in TARGET_LABS:
+        assert after[lab] == before[lab]
+
+
+def test_backfill_after_adding_a_lab_brings_it_the_retained_versions(stack: Stack) -> None:
     before = lab_images(stack.azure.state())
     catalogue_before = stack.azure.state()["blobs"]["factorystore"]["imagefactoryvhds"]
     stack.azure.post("/reset-stats", {})
@@ -177,11 +185,11 @@ def test_backfill_after_adding_a_lab_brings_it_the_retained_versions(stack: Stac
             ("Ubuntu/Ubuntu2204.json", TODAY.isoformat()),
             ("Ubuntu/Ubuntu2204.json", OLD.isoformat()),
         ]
-    )
+    ), "the new lab holds exactly the retained versions of what it subscribes to"
     for lab in TARGET_LABS:
         assert after[lab] == before[lab], f"{lab} must not change during the backfill"
     stats = stack.azure.stats()
-    assert stats["arm"]["writes"] == 3, "one custom image write per image the new lab receives"
-    assert stats["copies"]["started"] == 3, "nothing is captured again"
+    assert stats["arm"]["writes"] == 2, "one custom image write per image the new lab still lacked"
+    assert stats["copies"]["started"] == 2, "nothing is captured again"
     assert state["blobs"]["factorystore"]["imagefactoryvhds"] == catalogue_before
     assert uploads_blobs(state) == []

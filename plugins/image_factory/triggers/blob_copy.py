@@ -21,6 +21,7 @@ from image_factory.hooks.storage import (
     async_sas_blob_client,
     copy_state,
 )
+from image_factory.polling import PollSchedule, parse_progress
 from image_factory.redact import redact
 from image_factory.triggers import event
 
@@ -36,7 +37,7 @@ class BlobCopyTrigger(BaseTrigger):
     obtained once at the start of ``run()`` (so no SAS is ever serialized). No ARM call per poll.
 
     :param deadline: absolute deadline, epoch seconds (survives a triggerer restart).
-    :param poll_interval: seconds between two reads of the copy status.
+    :param poll_interval: the longest wait between two reads of the copy status (see ``polling``).
     """
 
     def __init__(
@@ -156,7 +157,8 @@ class BlobCopyTrigger(BaseTrigger):
         return read_lab
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll the copy status every ``poll_interval`` seconds and yield one event."""
+        """Poll the copy status (adaptively, at most ``poll_interval`` apart) and yield one event."""
+        schedule = PollSchedule(cap=self.poll_interval)
         try:
             async with AsyncExitStack() as stack:
                 read = await self._open(stack)
@@ -173,7 +175,9 @@ class BlobCopyTrigger(BaseTrigger):
                         state.status,
                         f"{percent:.1f}%" if percent is not None else "progress unknown",
                     )
-                    await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
+                    now = time.time()
+                    delay = schedule.next_delay(now, parse_progress(state.progress))
+                    await asyncio.sleep(max(0.0, min(delay, self.deadline - now)))
         except Exception as exc:
             yield event(
                 {

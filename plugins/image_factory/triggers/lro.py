@@ -10,6 +10,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from image_factory.hooks.devtestlabs import DevTestLabsAsyncHook
+from image_factory.polling import PollSchedule
 from image_factory.redact import redact
 from image_factory.triggers import event
 
@@ -84,7 +85,8 @@ class CustomImageTrigger(BaseTrigger):
         return None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll the image every ``poll_interval`` seconds and yield one event."""
+        """Poll the image (backing off from 1 s up to ``poll_interval``) and yield one event."""
+        schedule = PollSchedule(cap=self.poll_interval)
         try:
             async with DevTestLabsAsyncHook(arm_conn_id=self.arm_conn_id) as hook:
                 while True:
@@ -96,7 +98,8 @@ class CustomImageTrigger(BaseTrigger):
                         yield fired
                         return
                     self.log.info("%s: custom image %s", self.label, state)
-                    await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
+                    delay = schedule.next_delay(time.time())
+                    await asyncio.sleep(max(0.0, min(delay, self.deadline - time.time())))
         except Exception as exc:
             yield event(
                 {

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from image_factory.config import load_factory_settings
 from image_factory.models import FactorySettings
+from image_factory.settings import config_dir
 
 
 def pool_definition(settings: FactorySettings) -> dict[str, dict[str, Any]]:
@@ -31,9 +33,6 @@ def pool_definition(settings: FactorySettings) -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the pool file for the configuration folder given (default: the configured one)."""
-    from image_factory.config import load_factory_settings
-    from image_factory.settings import config_dir
-
     args = sys.argv[1:] if argv is None else argv
     folder = Path(args[0]) if args else config_dir()
     json.dump(pool_definition(load_factory_settings(folder)), sys.stdout, indent=2)

@@ -9,7 +9,7 @@ CONFIG ?= Configuration
 WORLD ?= emulator/worlds/demo.json
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap browser test test-unit lint validate demo up emulator clean
+.PHONY: help bootstrap browser test test-unit lint validate demo up emulator bench bench-full clean
 
 help:
 	@echo "make demo      run the image factory end to end on the local Azure"
@@ -18,6 +18,7 @@ help:
 	@echo "make lint      ruff + mypy"
 	@echo "make up        start the local Azure + Airflow and keep them running (UI on 127.0.0.1:28080)"
 	@echo "make emulator  start the local Azure on its own (WORLD=<file>)"
+	@echo "make bench     benchmarks, quick subset (bench-full: all); figures in bench/RESULTS.md"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +49,12 @@ test: bootstrap browser lint
 
 test-unit: $(VENV)/.installed
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+bench: bootstrap
+	$(PY) -m bench quick
+
+bench-full: bootstrap
+	$(PY) -m bench full
 
 emulator: bootstrap
 	$(PY) -m emulator serve --world $(WORLD)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from image_factory.exceptions import CaptureError, ForbiddenError
+from image_factory.exceptions import CaptureError, CopyFailedError, ForbiddenError, ImageCreationError
 from image_factory.hooks import storage as storage_mod
 from image_factory.hooks.storage import CopyState
 from image_factory.models import FactorySettings, LabImage
@@ -15,7 +15,7 @@ from image_factory.operators import capture, distribute
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
 from image_factory.triggers.blob_copy import BlobCopyTrigger
-from image_factory.triggers.lro import CustomImageTrigger
+from image_factory.triggers.distribution import DistributionTrigger
 
 SETTINGS = FactorySettings(subscription_id="sub", resource_group="rg", lab_name="ImageFactory")
 JOB = {
@@ -213,8 +213,9 @@ def test_distribute_starts_copy_and_defers(monkeypatch: pytest.MonkeyPatch, patc
     with pytest.raises(TaskDeferred) as deferred:
         _distribute(monkeypatch, FakeArm()).execute({"ti": ti})  # type: ignore[arg-type]
     trigger = deferred.value.trigger
-    assert isinstance(trigger, BlobCopyTrigger) and trigger.target == "lab"
-    assert trigger.lab_name == "QALab" and trigger.blob == PAIR["vhd_blob"]
+    assert isinstance(trigger, DistributionTrigger) and trigger.stage == "copy"
+    assert trigger.pair["lab_name"] == "QALab" and trigger.upload_blob == PAIR["vhd_blob"]
+    assert deferred.value.method_name == "distribution_failed"
     assert "sig=" not in str(trigger.serialize())
     assert patched["copies"][0][1].endswith("?sig=READ")
     assert ti.pushed["copy_id"] == "copy-9"
@@ -235,15 +236,28 @@ def test_distribute_recreates_failed_image(monkeypatch: pytest.MonkeyPatch, patc
     assert arm.deleted == [PAIR["image_name"]]
 
 
-def test_distribute_copy_complete_creates_image_and_defers(
+def test_distribute_uploaded_vhd_goes_straight_to_image_creation(
     monkeypatch: pytest.MonkeyPatch, patched: dict[str, Any]
 ) -> None:
-    arm = FakeArm()
+    patched["state"] = CopyState(exists=True, status="success", copy_id="done", size=1024)
     with pytest.raises(TaskDeferred) as deferred:
-        _distribute(monkeypatch, arm).copy_complete({}, {"status": "success"})  # type: ignore[arg-type]
-    assert isinstance(deferred.value.trigger, CustomImageTrigger)
-    assert deferred.value.method_name == "image_complete"
-    assert arm.created[0]["os_type"] == "Linux" and arm.created[0]["sysprep"] is True
+        _distribute(monkeypatch, FakeArm()).execute({"ti": FakeTi()})  # type: ignore[arg-type]
+    assert isinstance(deferred.value.trigger, DistributionTrigger) and deferred.value.trigger.stage == "image"
+    assert patched["copies"] == []
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        ({"status": "error", "message": "copy failed: aborted"}, CopyFailedError),
+        ({"status": "error", "message": "custom image is Failed", "provisioning_state": "Failed"}, ImageCreationError),
+    ],
+)
+def test_distribute_failure_events_raise_for_a_retry(
+    monkeypatch: pytest.MonkeyPatch, patched: dict[str, Any], event: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=event["message"]):
+        _distribute(monkeypatch, FakeArm()).distribution_failed({}, event)  # type: ignore[arg-type]
 
 
 def test_distribute_forbidden_fails_without_retry(monkeypatch: pytest.MonkeyPatch, patched: dict[str, Any]) -> None:

@@ -137,7 +137,7 @@ class DistributeImageOperator(BaseOperator):
             self._defer_copy(settings, pair, state.copy_id)
         if state.status == COPY_SUCCESS and state.size:
             self.log.info("%s: the VHD was uploaded by an earlier attempt: creating the image", pair.label)
-            return self._create_image(settings, pair)
+            self._defer_image(settings, pair)
 
         if pair.cross_region:
             self.log.warning(
@@ -154,106 +154,39 @@ class DistributeImageOperator(BaseOperator):
         self._defer_copy(settings, pair, copy_id)
         raise AssertionError("unreachable: defer() raises TaskDeferred")  # pragma: no cover
 
-    def _defer_copy(self, settings: FactorySettings, pair: Pair, copy_id: str | None) -> None:
-        from image_factory.triggers.blob_copy import BlobCopyTrigger  # noqa: PLC0415
+    def _defer(self, settings: FactorySettings, pair: Pair, stage: str, copy_id: str | None = None) -> None:
+        """Hand the rest of the pair to the triggerer; it ends the task itself when the image is ready."""
+        from image_factory.triggers.distribution import DistributionTrigger  # noqa: PLC0415
 
+        minutes = (settings.copy_timeout_minutes if stage == "copy" else 0) + settings.image_timeout_minutes
         self.defer(
-            trigger=BlobCopyTrigger(
-                target="lab",
-                blob=self._upload_blob(pair),
+            trigger=DistributionTrigger(
+                pair=pair.to_dict(),
+                upload_blob=self._upload_blob(pair),
                 arm_conn_id=settings.arm_conn_id,
-                subscription_id=pair.subscription_id,
-                resource_group=pair.resource_group,
-                lab_name=pair.lab_name,
-                deadline=time.time() + settings.copy_timeout_minutes * 60,
-                poll_interval=self._poll(),
-                label=pair.label,
+                deadline=time.time() + minutes * 60,
+                stage="copy" if stage == "copy" else "image",
                 copy_id=copy_id,
+                poll_interval=self._poll(),
             ),
-            method_name="copy_complete",
+            method_name="distribution_failed",
         )
+
+    def _defer_copy(self, settings: FactorySettings, pair: Pair, copy_id: str | None) -> None:
+        self._defer(settings, pair, "copy", copy_id)
 
     def _defer_image(self, settings: FactorySettings, pair: Pair) -> None:
-        from image_factory.triggers.lro import CustomImageTrigger  # noqa: PLC0415
+        self._defer(settings, pair, "image")
 
-        self.defer(
-            trigger=CustomImageTrigger(
-                arm_conn_id=settings.arm_conn_id,
-                subscription_id=pair.subscription_id,
-                resource_group=pair.resource_group,
-                lab_name=pair.lab_name,
-                image_name=pair.image_name,
-                deadline=time.time() + settings.image_timeout_minutes * 60,
-                poll_interval=self._poll(),
-                label=pair.label,
-            ),
-            method_name="image_complete",
-        )
-
-    def copy_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the upload copy: create the custom image (PUT) and defer until it is done."""
+    def distribution_failed(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume only when the triggerer could not finish the pair: fail with its message (Airflow retries)."""
         pair = self._pair()
-        if event.get("status") != "success":
-            raise CopyFailedError(f"{pair.label}: {event.get('message', 'copy failed')}")
-        settings = factory_settings()
-        try:
-            return self._create_image(settings, pair)
-        except AzureRequestError as exc:
-            raise self._guard(pair, exc) from exc
-
-    def _create_image(self, settings: FactorySettings, pair: Pair) -> dict[str, Any]:
-        from image_factory.hooks.devtestlabs import SUCCEEDED  # noqa: PLC0415
-
-        arm = self._arm(settings)
-        state = arm.begin_create_custom_image(
-            pair.subscription_id,
-            pair.resource_group,
-            pair.lab_name,
-            pair.image_name,
-            vhd_name=self._upload_blob(pair),
-            os_type=pair.os_type,
-            sysprep=pair.sysprep,
-            image_path=pair.image_path,
-            version=pair.version,
-            description=pair.description,
-        )
-        self.log.info("%s: custom image creation started (%s)", pair.label, state)
-        if state == SUCCEEDED:
-            return self._finish(settings, pair)
-        self._defer_image(settings, pair)
-        raise AssertionError("unreachable: defer() raises TaskDeferred")  # pragma: no cover
-
-    def image_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the image LRO: fail on Failed/Canceled, else delete the uploaded VHD."""
-        pair = self._pair()
-        if event.get("status") != "success":
-            raise ImageCreationError(
-                f"{event.get('message', 'custom image creation failed')}: a retry deletes and recreates it"
-            )
-        return self._finish(factory_settings(), pair)
-
-    def _finish(self, settings: FactorySettings, pair: Pair) -> dict[str, Any]:
-        """Delete the uploaded VHD (best effort) and return the summary."""
-        from image_factory.hooks.storage import delete_sas_blob  # noqa: PLC0415
-        from image_factory.redact import mask, redact  # noqa: PLC0415
-
-        arm = self._arm(settings)
-        try:
-            url = arm.generate_upload_uri(
-                pair.subscription_id, pair.resource_group, pair.lab_name, self._upload_blob(pair)
-            )
-            mask(url)
-            delete_sas_blob(url, arm.settings.connection_verify)
-        except Exception as exc:
-            self.log.warning(
-                "%s: the image is ready but the uploaded VHD uploads/%s could not be deleted (%s); "
-                "it only costs storage",
-                pair.label,
-                self._upload_blob(pair),
-                redact(str(exc))[:300],
-            )
-        self.log.info("%s: distributed", pair.label)
-        return self._summary(pair, "created")
+        message = str(event.get("message", "distribution failed"))
+        if event.get("status") == "success":  # pragma: no cover - the trigger ends successful tasks itself
+            return self._summary(pair, "created")
+        if "provisioning_state" in event:
+            raise ImageCreationError(f"{message}: a retry deletes and recreates it")
+        raise CopyFailedError(message)
 
     def on_kill(self) -> None:
         """Do nothing destructive: a running copy is adopted by the retry."""

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -43,6 +44,19 @@ class Stack:
             self.services.stop()
 
 
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so the ``finally`` that stops every child process runs."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    ):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 def factory_subscription(config_dir: Path) -> str:
     """Read the factory subscription from factory.json (the ARM connection's default subscription)."""
     data = json.loads((config_dir / "factory.json").read_text(encoding="utf-8-sig"))
@@ -68,6 +82,7 @@ def running_stack(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
+    _stop_on_sigterm()
     if fresh:
         if executor == "celery":
             services_for(run_dir).remove()  # what a crashed earlier run may have left running

@@ -8,8 +8,9 @@ PY := $(VENV)/bin/python
 CONFIG ?= Configuration
 WORLD ?= emulator/worlds/demo.json
 PYTEST_ARGS ?=
+EXECUTOR ?= local
 
-.PHONY: help bootstrap browser test test-unit lint validate demo up emulator bench bench-full clean
+.PHONY: help bootstrap browser test test-unit lint validate demo up emulator bench bench-full test-celery drills clean
 
 help:
 	@echo "make demo      run the image factory end to end on the local Azure"
@@ -45,7 +46,13 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy plugins/image_factory emulator stack
 
 test: bootstrap browser lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not drill and not celery" $(PYTEST_ARGS)
+
+test-celery: bootstrap
+	$(VENV)/bin/pytest -m celery tests/e2e/test_celery.py $(PYTEST_ARGS)
+
+drills: bootstrap
+	$(VENV)/bin/pytest -m drill $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
@@ -60,10 +67,10 @@ emulator: bootstrap
 	$(PY) -m emulator serve --world $(WORLD)
 
 demo: bootstrap
-	$(PY) -m stack demo
+	$(PY) -m stack demo --executor $(EXECUTOR)
 
 up: bootstrap
-	$(PY) -m stack up
+	$(PY) -m stack up --executor $(EXECUTOR)
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,11 @@ DEFAULT_ARM_CONN_ID = "image_factory_arm"
 DEFAULT_STORAGE_CONN_ID = "image_factory_storage"
 #: Default seconds between two polls of a copy or a custom image (a run's ``copy_poll_seconds`` param wins).
 DEFAULT_POLL_SECONDS = 15
+#: The shortest time from a deferral to the trigger's event. Airflow 3.3 can fail a deferred task whose trigger
+#: fires before the scheduler has drained the executor's "success" event of the worker that deferred
+#: (apache/airflow#67287, #72716): the task is marked up_for_retry. Copies and image creations take minutes in
+#: Azure, so holding a finished trigger's event this long costs nothing there and removes the race locally.
+MIN_TRIGGER_SECONDS = 10.0
 #: Retries of a mapped distribute task (a pending copy is adopted, so a retry never restarts it).
 DISTRIBUTE_RETRIES = 3
 #: Owner shown in the UI.

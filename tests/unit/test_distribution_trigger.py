@@ -182,3 +182,19 @@ async def test_deadline_passed_while_creating_is_an_error(fakes: Any) -> None:
     fakes(FakeArm(["Creating"]), FakeBlob([]))
     events = [e async for e in trigger("image", deadline=time.time() - 1).run()]
     assert events[0].payload.get("timeout") is True
+
+
+async def test_event_is_held_until_not_before(fakes: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trigger that finishes at once still waits out ``not_before`` (Airflow's fast-trigger race)."""
+    from image_factory import triggers
+
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(triggers.asyncio, "sleep", fake_sleep)
+    fakes(FakeArm(["Succeeded"]), FakeBlob([]))
+    events = [e async for e in trigger("image", not_before=time.time() + 30).run()]
+    assert isinstance(events[0], TaskSuccessEvent)
+    assert slept and 29 < slept[-1] <= 30

@@ -12,7 +12,7 @@ from airflow.sdk import BaseOperator
 from image_factory.capture_rules import CaptureJob
 from image_factory.exceptions import CaptureError
 from image_factory.operators import factory_settings, poll_seconds
-from image_factory.settings import DEFAULT_POLL_SECONDS
+from image_factory.settings import DEFAULT_POLL_SECONDS, MIN_TRIGGER_SECONDS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -82,6 +82,7 @@ class CaptureVmOperator(BaseOperator):
                 poll_interval=poll_seconds(self.poll_interval, DEFAULT_POLL_SECONDS),
                 label=f"capture {job.vm_name} → {job.image_name}",
                 copy_id=copy_id,
+                not_before=time.time() + MIN_TRIGGER_SECONDS,
             ),
             method_name="capture_complete",
         )

@@ -18,7 +18,7 @@ from image_factory.exceptions import (
 )
 from image_factory.models import Pair
 from image_factory.operators import factory_settings, poll_seconds
-from image_factory.settings import DEFAULT_POLL_SECONDS
+from image_factory.settings import DEFAULT_POLL_SECONDS, MIN_TRIGGER_SECONDS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -168,6 +168,7 @@ class DistributeImageOperator(BaseOperator):
                 stage="copy" if stage == "copy" else "image",
                 copy_id=copy_id,
                 poll_interval=self._poll(),
+                not_before=time.time() + MIN_TRIGGER_SECONDS,
             ),
             method_name="distribution_failed",
         )

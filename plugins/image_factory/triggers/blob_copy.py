@@ -23,7 +23,7 @@ from image_factory.hooks.storage import (
 )
 from image_factory.polling import PollSchedule, parse_progress
 from image_factory.redact import redact
-from image_factory.triggers import event
+from image_factory.triggers import event, hold_until
 
 CopyTarget = Literal["factory", "lab"]
 CLASSPATH = "image_factory.triggers.blob_copy.BlobCopyTrigger"
@@ -55,6 +55,7 @@ class BlobCopyTrigger(BaseTrigger):
         subscription_id: str | None = None,
         resource_group: str | None = None,
         lab_name: str | None = None,
+        not_before: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if target not in ("factory", "lab"):
@@ -75,6 +76,7 @@ class BlobCopyTrigger(BaseTrigger):
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         self.lab_name = lab_name
+        self.not_before = not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize the trigger's arguments (names and ids only: no key, no SAS)."""
@@ -93,6 +95,7 @@ class BlobCopyTrigger(BaseTrigger):
                 "subscription_id": self.subscription_id,
                 "resource_group": self.resource_group,
                 "lab_name": self.lab_name,
+                "not_before": self.not_before,
             },
         )
 
@@ -166,6 +169,7 @@ class BlobCopyTrigger(BaseTrigger):
                     state = await read()
                     fired = self.event_for(state, time.time())
                     if fired is not None:
+                        await hold_until(self.not_before)
                         yield fired
                         return
                     percent = state.percent

@@ -22,7 +22,7 @@ from image_factory.hooks.devtestlabs import FAILED_STATES, DevTestLabsAsyncHook
 from image_factory.hooks.storage import async_sas_blob_client, copy_state
 from image_factory.polling import PollSchedule, parse_progress
 from image_factory.redact import redact
-from image_factory.triggers import event
+from image_factory.triggers import event, hold_until
 from image_factory.triggers.blob_copy import BlobCopyTrigger
 from image_factory.triggers.lro import CustomImageTrigger
 
@@ -49,6 +49,7 @@ class DistributionTrigger(BaseTrigger):
         stage: Stage = "copy",
         copy_id: str | None = None,
         poll_interval: float = 15.0,
+        not_before: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if stage not in ("copy", "image"):
@@ -60,6 +61,7 @@ class DistributionTrigger(BaseTrigger):
         self.stage: Stage = stage
         self.copy_id = copy_id
         self.poll_interval = float(poll_interval)
+        self.not_before = not_before
 
     @property
     def label(self) -> str:
@@ -77,6 +79,7 @@ class DistributionTrigger(BaseTrigger):
                 "stage": self.stage,
                 "copy_id": self.copy_id,
                 "poll_interval": self.poll_interval,
+                "not_before": self.not_before,
             },
         )
 
@@ -193,17 +196,16 @@ class DistributionTrigger(BaseTrigger):
                 sub, rg, lab = self._where()
                 # One upload SAS for the whole trigger: never serialized, never logged.
                 upload_url = await hook.generate_upload_uri_async(sub, rg, lab, self.upload_blob)
-                if self.stage == "copy":
-                    failed = await self._await_copy(hook, upload_url)
-                    if failed is not None:
-                        yield failed
-                        return
-                failed = await self._ensure_image(hook)
+                failed = await self._await_copy(hook, upload_url) if self.stage == "copy" else None
+                if failed is None:
+                    failed = await self._ensure_image(hook)
                 if failed is not None:
+                    await hold_until(self.not_before)
                     yield failed
                     return
                 await self._delete_upload(hook, upload_url)
             self.log.info("%s: distributed", self.label)
+            await hold_until(self.not_before)
             yield TaskSuccessEvent(xcoms={"return_value": self.summary("created")})
         except Exception as exc:
             yield self._error(f"{self.label}: {type(exc).__name__}: {redact(str(exc))}")

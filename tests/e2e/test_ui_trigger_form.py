@@ -109,20 +109,14 @@ def test_trigger_dialog_shows_the_params_form(stack: Stack, browser: DevTools) -
     browser.call("Network.setCookie", name="_token", value=stack.client.token, url=base, path="/")
     browser.call("Page.enable")
     browser.call("Page.navigate", url=f"{base}/dags/{DAG_ID}")
-    browser.wait_for(
-        "Array.from(document.querySelectorAll('button')).some(b => /trigger/i.test(b.innerText))", timeout=60
-    )
-    browser.evaluate("Array.from(document.querySelectorAll('button')).find(b => /trigger/i.test(b.innerText)).click()")
+    trigger_button = "document.querySelector('button[aria-label=\"Trigger Dag\"]')"
+    browser.wait_for(f"!!{trigger_button}", timeout=60)
+    browser.evaluate(f"{trigger_button}.click()")
+    # The page holds other (hidden) dialogs, e.g. the grid's options menu: read the one titled for the trigger.
+    dialog = "Array.from(document.querySelectorAll('[role=dialog]')).find(d => d.innerText.includes('Trigger Dag'))"
     text = browser.wait_for(
-        "(() => { const d = document.querySelector('[role=dialog]'); return d && d.innerText.length > 50"
-        " ? d.innerText : null })()",
-        timeout=30,
+        f"(() => {{ const d = {dialog}; return d && d.innerText.includes('Run Parameters') ? d.innerText : null }})()"
     )
-    # The form may fold advanced params into a section: open every collapsed section, then read again.
-    browser.evaluate(
-        "Array.from(document.querySelectorAll('[role=dialog] button[aria-expanded=false]')).forEach(b => b.click())"
-    )
-    time.sleep(1)
-    text = browser.evaluate("document.querySelector('[role=dialog]').innerText")
+    assert f"Trigger Dag - {DAG_ID}" in text
     missing = [t for t in titles if t not in text]
     assert not missing, f"trigger form lacks {missing}; dialog said:\n{text[:2000]}"

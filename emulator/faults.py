@@ -15,6 +15,8 @@ KINDS = frozenset({"status", "delay", "reset", "copy_fail", "copy_abort"})
 #: Kinds that only make sense when a copy starts; they match only the ``CopyBlob`` operation.
 COPY_KINDS = frozenset({"copy_fail", "copy_abort"})
 COPY_OPERATION = "CopyBlob"
+#: Pseudo-method of rules that make a long-running operation end Failed (ARM custom images).
+LRO_METHOD = "LRO"
 THROTTLE_STATUSES = frozenset({429, 503})
 DEFAULT_ERROR_CODES = {
     400: "InvalidInput",
@@ -177,7 +179,11 @@ class FaultRules:
 def _applies(spec: dict[str, Any], service: str, values: dict[str, str | None]) -> bool:
     if spec["service"] != service:
         return False
-    if spec["kind"] in COPY_KINDS and values["operation"] != COPY_OPERATION:
+    copy_mismatch = spec["kind"] in COPY_KINDS and values["operation"] != COPY_OPERATION
+    # Method "LRO" is the outcome of a long-running operation (asked by the handler, not a request): only rules
+    # naming that method exactly apply to it, and they never apply to requests.
+    lro_mismatch = (values["method"] == LRO_METHOD) != (spec["method"].upper() == LRO_METHOD)
+    if copy_mismatch or lro_mismatch:
         return False
     for key in _GLOB_KEYS:
         pattern = spec[key]

@@ -485,6 +485,16 @@ class DevTestLabs:
             raise _VhdProblem(f"The VHD {where} has no valid fixed VHD footer: {footer_error}", size)
         return size, hashlib.sha256(footer).hexdigest()
 
+    def _injected_lro_failure(self, call: Call) -> str | None:
+        """Return the message of an ``LRO`` fault rule (``"method": "LRO"``) that makes this operation end Failed."""
+        faults = self.services.faults
+        if faults is None:
+            return None
+        fault = faults.match(service="arm", operation=call.operation, method="LRO", path=call.request.url.path)
+        if fault is None:
+            return None
+        return str(getattr(fault, "message", "") or "Injected failure of the long-running operation.")
+
     async def images_create_or_update(self, call: Call) -> Response:
         """Create (or replace) a custom image from an uploaded VHD (LRO)."""
         name = call.params["name"]
@@ -504,6 +514,8 @@ class DevTestLabs:
                 "retry when the operation in progress has finished.",
             )
         problem, size, footer_digest = await self.vhd_problem(lab, vhd["imageName"])
+        if problem is None:
+            problem = self._injected_lro_failure(call)
         image = ImageState(
             name=existing.name if existing else name,
             location=lab.spec.location,

@@ -179,6 +179,8 @@ class Pair:
     sysprep: bool
     description: str = ""
     cross_region: bool = False
+    #: The image's provisioning state when the plan found it in the lab (e.g. ``Failed``), None when absent.
+    existing_state: str | None = None
 
     @property
     def label(self) -> str:

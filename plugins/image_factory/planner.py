@@ -175,6 +175,7 @@ def _plan_version(
             sysprep=image.sysprep,
             description=image.description,
             cross_region=region_key(location) != factory_region,
+            existing_state=existing.provisioning_state if existing is not None else None,
         ),
     )
 

@@ -43,8 +43,9 @@ PAIR = {
 
 
 class FakeTi:
-    def __init__(self) -> None:
+    def __init__(self, try_number: int = 1) -> None:
         self.pushed: dict[str, Any] = {}
+        self.try_number = try_number
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
@@ -173,6 +174,8 @@ class FakeArm:
         self.deleted.append(args[-1])
 
     def generate_upload_uri(self, *args: str) -> str:
+        if self.error:
+            raise self.error
         return f"https://lab/uploads/{args[-1]}?sig=UPLOAD"
 
     def begin_create_custom_image(self, *args: str, **kwargs: Any) -> str:
@@ -203,7 +206,7 @@ def _distribute(monkeypatch: pytest.MonkeyPatch, arm: FakeArm) -> DistributeImag
 
 def test_distribute_present_image_is_noop(monkeypatch: pytest.MonkeyPatch, patched: dict[str, Any]) -> None:
     arm = FakeArm(LabImage(name=PAIR["image_name"], provisioning_state="Succeeded"))
-    result = _distribute(monkeypatch, arm).execute({"ti": FakeTi()})  # type: ignore[arg-type]
+    result = _distribute(monkeypatch, arm).execute({"ti": FakeTi(try_number=2)})  # type: ignore[arg-type]
     assert result["action"] == "present"
     assert patched["copies"] == [] and arm.created == [] and arm.deleted == []
 
@@ -232,7 +235,22 @@ def test_distribute_adopts_pending_upload(monkeypatch: pytest.MonkeyPatch, patch
 def test_distribute_recreates_failed_image(monkeypatch: pytest.MonkeyPatch, patched: dict[str, Any]) -> None:
     arm = FakeArm(LabImage(name=PAIR["image_name"], provisioning_state="Failed"))
     with pytest.raises(TaskDeferred):
+        _distribute(monkeypatch, arm).execute({"ti": FakeTi(try_number=2)})  # type: ignore[arg-type]
+    assert arm.deleted == [PAIR["image_name"]]
+
+
+def test_distribute_first_try_trusts_the_plan_but_checks_an_image_it_saw_failed(
+    monkeypatch: pytest.MonkeyPatch, patched: dict[str, Any]
+) -> None:
+    arm = FakeArm(LabImage(name=PAIR["image_name"], provisioning_state="Failed"))
+    with pytest.raises(TaskDeferred):
         _distribute(monkeypatch, arm).execute({"ti": FakeTi()})  # type: ignore[arg-type]
+    assert arm.deleted == [], "absent in the plan, first try: no read, no delete"
+    pair = {**PAIR, "existing_state": "Failed"}
+    monkeypatch.setattr(DistributeImageOperator, "_arm", lambda self, settings: arm)
+    op = DistributeImageOperator(task_id="distribute", pair=pair, poll_interval=1)
+    with pytest.raises(TaskDeferred):
+        op.execute({"ti": FakeTi()})  # type: ignore[arg-type]
     assert arm.deleted == [PAIR["image_name"]]
 
 

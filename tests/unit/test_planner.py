@@ -255,6 +255,7 @@ def test_failed_image_is_planned_again(state: str) -> None:
     p = run([ref], [inv(ref, has(CATALOGUE[4], state))])
     assert pairs_of(p) == {("L", "Ubuntu/Ubuntu2204.json", TODAY)}
     assert p.skipped == ()
+    assert p.pairs[0].existing_state == state, "the distributor checks an image the plan saw in a bad state"
 
 
 def test_duplicate_catalogue_entries_and_repeated_labs_do_not_duplicate_pairs() -> None:

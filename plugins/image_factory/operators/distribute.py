@@ -115,7 +115,13 @@ class DistributeImageOperator(BaseOperator):
         from image_factory.redact import mask  # noqa: PLC0415
 
         arm = self._arm(settings)
-        image = arm.get_custom_image(pair.subscription_id, pair.resource_group, pair.lab_name, pair.image_name)
+        # The plan read every lab's images moments ago: on a first try, trust it for an absent image (one ARM
+        # read less per pair). A retry, or an image the plan saw in a bad state, is checked afresh.
+        first_try = int(getattr(context.get("ti"), "try_number", 1) or 1) <= 1
+        if first_try and pair.existing_state is None:
+            image = None
+        else:
+            image = arm.get_custom_image(pair.subscription_id, pair.resource_group, pair.lab_name, pair.image_name)
         if image is not None:
             if image.provisioning_state == SUCCEEDED:
                 self.log.info("%s already exists and Succeeded: nothing to do", pair.label)

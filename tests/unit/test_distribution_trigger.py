@@ -54,7 +54,9 @@ class FakeArm:
     async def custom_image_state_async(self, *args: str) -> str | None:
         return self.image_states.pop(0)
 
-    async def begin_create_custom_image_async(self, *args: str, **kwargs: Any) -> str:
+    async def create_custom_image_and_wait_async(self, *args: str, **kwargs: Any) -> str:
+        kwargs.pop("timeout")
+        kwargs.pop("polling_interval")
         self.created.append(kwargs)
         return self.create_state
 
@@ -110,7 +112,7 @@ def test_round_trips_without_secrets() -> None:
 
 
 async def test_copy_then_image_then_cleanup_ends_the_task(fakes: Any) -> None:
-    arm = FakeArm([None, "Creating", "Succeeded"])
+    arm = FakeArm([None], create_state="Succeeded")
     blob = FakeBlob(
         [
             CopyState(exists=True, status="pending", copy_id="c1", progress="10/100"),
@@ -169,7 +171,7 @@ async def test_existing_creating_image_is_awaited_not_created_again(fakes: Any) 
 
 async def test_errors_never_carry_the_upload_sas(fakes: Any) -> None:
     class Exploding(FakeArm):
-        async def begin_create_custom_image_async(self, *args: str, **kwargs: Any) -> str:
+        async def create_custom_image_and_wait_async(self, *args: str, **kwargs: Any) -> str:
             raise RuntimeError(f"PUT failed for {UPLOAD_URL}")
 
     fakes(Exploding([None]), FakeBlob([]))
@@ -198,3 +200,12 @@ async def test_event_is_held_until_not_before(fakes: Any, monkeypatch: pytest.Mo
     events = [e async for e in trigger("image", not_before=time.time() + 30).run()]
     assert isinstance(events[0], TaskSuccessEvent)
     assert slept and 29 < slept[-1] <= 30
+
+
+async def test_an_image_operation_ending_failed_comes_back_for_a_retry(fakes: Any) -> None:
+    arm = FakeArm([None], create_state="Failed")
+    blob = FakeBlob([])
+    fakes(arm, blob)
+    events = [e async for e in trigger("image").run()]
+    assert events[0].payload["status"] == "error" and events[0].payload["provisioning_state"] == "Failed"
+    assert not blob.deleted, "the upload stays for the retry to recreate the image from"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -268,6 +270,35 @@ class DevTestLabsHook(AzureBaseHook):
             raise self._fail(exc, "list the factory VMs", scope) from exc
         return [factory_vm(vm) for vm in vms]
 
+    def list_vms_created(
+        self, subscription_id: str, resource_group: str, lab_name: str
+    ) -> list[tuple[FactoryVm, datetime | None]]:
+        """List the lab's VMs as ``list_vms`` does, each with its ``createdDate`` (None when ARM gives none)."""
+        scope = lab_scope(subscription_id, resource_group, lab_name)
+        try:
+            vms = list(self.client(subscription_id).virtual_machines.list(resource_group, lab_name, expand=VM_EXPAND))
+        except HttpResponseError as exc:
+            raise self._fail(exc, "list the factory VMs", scope) from exc
+        return [(factory_vm(vm), getattr(vm, "created_date", None)) for vm in vms]
+
+    def delete_vm(self, subscription_id: str, resource_group: str, lab_name: str, vm_name: str) -> bool:
+        """Delete a lab VM and wait for it; return False when it did not exist (already gone is success)."""
+        scope = f"VM {vm_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
+        client = self.client(subscription_id)
+        try:
+            client.virtual_machines.get(resource_group, lab_name, vm_name)
+        except ResourceNotFoundError:
+            return False
+        except HttpResponseError as exc:
+            raise self._fail(exc, "read the VM", scope) from exc
+        try:
+            client.virtual_machines.begin_delete(resource_group, lab_name, vm_name).result()
+        except ResourceNotFoundError:
+            return False
+        except HttpResponseError as exc:
+            raise self._fail(exc, "delete the VM", scope) from exc
+        return True
+
     # Custom images --------------------------------------------------------------------------------------
     def list_custom_images(self, subscription_id: str, resource_group: str, lab_name: str) -> list[LabImage]:
         """List a lab's custom images (one paged list)."""
@@ -424,6 +455,54 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
             raise arm_error(exc, action="create the custom image", scope=scope, principal=principal) from exc
         state = getattr(result, "provisioning_state", None) if result is not None else None
         return str(state or "Creating")
+
+    async def create_custom_image_and_wait_async(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        lab_name: str,
+        image_name: str,
+        *,
+        vhd_name: str,
+        os_type: str,
+        sysprep: bool,
+        image_path: str,
+        version: str,
+        description: str = "",
+        timeout: float,
+        polling_interval: float = 15.0,
+    ) -> str:
+        """Create the custom image and follow ARM's long-running operation; return its final provisioning state.
+
+        The SDK's ARM poller polls the ``Azure-AsyncOperation`` status the service names, when its
+        ``Retry-After`` says (``polling_interval`` only when it says nothing). A refused PUT raises; an operation
+        that ends Failed/Canceled returns ``"Failed"``; one still running after ``timeout`` seconds ``"Creating"``.
+        """
+        body = custom_image_body(
+            vhd_name=vhd_name,
+            os_type=os_type,
+            sysprep=sysprep,
+            image_path=image_path,
+            version=version,
+            description=description,
+        )
+        client = await self.async_client(subscription_id)
+        scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
+        try:
+            poller = await client.custom_images.begin_create_or_update(
+                resource_group, lab_name, image_name, body, polling_interval=polling_interval
+            )
+        except HttpResponseError as exc:
+            principal = (await self.async_settings()).principal
+            raise arm_error(exc, action="create the custom image", scope=scope, principal=principal) from exc
+        try:
+            result = await asyncio.wait_for(poller.result(), timeout=max(1.0, timeout))
+        except HttpResponseError as exc:
+            self.log.warning("%s: creation ended with %s", scope, redact(str(exc))[:300])
+            return "Failed"
+        except TimeoutError:
+            return "Creating"
+        return str(getattr(result, "provisioning_state", None) or SUCCEEDED)
 
     async def generate_upload_uri_async(
         self, subscription_id: str, resource_group: str, lab_name: str, blob_name: str

@@ -138,7 +138,8 @@ class DistributionTrigger(BaseTrigger):
         name = str(self.pair["image_name"])
         state = await hook.custom_image_state_async(sub, rg, lab, name)
         if state is None:
-            state = await hook.begin_create_custom_image_async(
+            self.log.info("%s: creating the custom image", self.label)
+            state = await hook.create_custom_image_and_wait_async(
                 sub,
                 rg,
                 lab,
@@ -149,8 +150,10 @@ class DistributionTrigger(BaseTrigger):
                 image_path=str(self.pair["image_path"]),
                 version=str(self.pair["version"]),
                 description=str(self.pair.get("description", "")),
+                timeout=self.deadline - time.time(),
+                polling_interval=self.poll_interval,
             )
-            self.log.info("%s: custom image creation started (%s)", self.label, state)
+            self.log.info("%s: custom image %s", self.label, state)
         elif state in FAILED_STATES:
             # Left by an earlier attempt: the worker's retry deletes it and starts over.
             return self._error(f"{self.label}: custom image is {state}", provisioning_state=state)

@@ -209,3 +209,10 @@ async def test_an_image_operation_ending_failed_comes_back_for_a_retry(fakes: An
     events = [e async for e in trigger("image").run()]
     assert events[0].payload["status"] == "error" and events[0].payload["provisioning_state"] == "Failed"
     assert not blob.deleted, "the upload stays for the retry to recreate the image from"
+
+
+async def test_first_try_skips_the_image_read_before_creating(fakes: Any) -> None:
+    arm = FakeArm([], create_state="Succeeded")  # any image read would pop from an empty list and fail
+    fakes(arm, FakeBlob([CopyState(exists=True, status="success", copy_id="c1", size=1)]))
+    events = [e async for e in trigger(check_existing=False).run()]
+    assert isinstance(events[0], TaskSuccessEvent) and len(arm.created) == 1

@@ -219,6 +219,7 @@ def test_distribute_starts_copy_and_defers(monkeypatch: pytest.MonkeyPatch, patc
     assert isinstance(trigger, DistributionTrigger) and trigger.stage == "copy"
     assert trigger.pair["lab_name"] == "QALab" and trigger.upload_blob == PAIR["vhd_blob"]
     assert deferred.value.method_name == "distribution_failed"
+    assert trigger.check_existing is False, "a first try the plan vouches for reads no image before creating it"
     assert "sig=" not in str(trigger.serialize())
     assert patched["copies"][0][1].endswith("?sig=READ")
     assert ti.pushed["copy_id"] == "copy-9"

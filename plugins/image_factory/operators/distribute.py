@@ -118,7 +118,8 @@ class DistributeImageOperator(BaseOperator):
         # The plan read every lab's images moments ago: on a first try, trust it for an absent image (one ARM
         # read less per pair). A retry, or an image the plan saw in a bad state, is checked afresh.
         first_try = int(getattr(context.get("ti"), "try_number", 1) or 1) <= 1
-        if first_try and pair.existing_state is None:
+        trusted = first_try and pair.existing_state is None
+        if trusted:
             image = None
         else:
             image = arm.get_custom_image(pair.subscription_id, pair.resource_group, pair.lab_name, pair.image_name)
@@ -157,10 +158,18 @@ class DistributeImageOperator(BaseOperator):
         copy_id = start_copy_to_sas(upload_url, source, verify)
         self.log.info("%s: started copying %s into the lab (copy %s)", pair.label, pair.vhd_blob, copy_id)
         context["ti"].xcom_push(key="copy_id", value=copy_id)
-        self._defer_copy(settings, pair, copy_id)
+        self._defer_copy(settings, pair, copy_id, check_existing=not trusted)
         raise AssertionError("unreachable: defer() raises TaskDeferred")  # pragma: no cover
 
-    def _defer(self, settings: FactorySettings, pair: Pair, stage: str, copy_id: str | None = None) -> None:
+    def _defer(
+        self,
+        settings: FactorySettings,
+        pair: Pair,
+        stage: str,
+        copy_id: str | None = None,
+        *,
+        check_existing: bool = True,
+    ) -> None:
         """Hand the rest of the pair to the triggerer; it ends the task itself when the image is ready."""
         from image_factory.triggers.distribution import DistributionTrigger  # noqa: PLC0415
 
@@ -175,12 +184,15 @@ class DistributeImageOperator(BaseOperator):
                 copy_id=copy_id,
                 poll_interval=self._poll(),
                 not_before=time.time() + MIN_TRIGGER_SECONDS,
+                check_existing=check_existing,
             ),
             method_name="distribution_failed",
         )
 
-    def _defer_copy(self, settings: FactorySettings, pair: Pair, copy_id: str | None) -> None:
-        self._defer(settings, pair, "copy", copy_id)
+    def _defer_copy(
+        self, settings: FactorySettings, pair: Pair, copy_id: str | None, *, check_existing: bool = True
+    ) -> None:
+        self._defer(settings, pair, "copy", copy_id, check_existing=check_existing)
 
     def _defer_image(self, settings: FactorySettings, pair: Pair) -> None:
         self._defer(settings, pair, "image")

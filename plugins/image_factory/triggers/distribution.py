@@ -37,6 +37,7 @@ class DistributionTrigger(BaseTrigger):
     :param upload_blob: the VHD's name in the lab's ``uploads`` container.
     :param deadline: absolute deadline for the whole rest of the pair, epoch seconds (survives restarts).
     :param poll_interval: the longest wait between two status reads (see ``polling``).
+    :param check_existing: read the image before creating it (False only on a first try the plan vouches for).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class DistributionTrigger(BaseTrigger):
         copy_id: str | None = None,
         poll_interval: float = 15.0,
         not_before: float | None = None,
+        check_existing: bool = True,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if stage not in ("copy", "image"):
@@ -62,6 +64,7 @@ class DistributionTrigger(BaseTrigger):
         self.copy_id = copy_id
         self.poll_interval = float(poll_interval)
         self.not_before = not_before
+        self.check_existing = check_existing
 
     @property
     def label(self) -> str:
@@ -80,6 +83,7 @@ class DistributionTrigger(BaseTrigger):
                 "copy_id": self.copy_id,
                 "poll_interval": self.poll_interval,
                 "not_before": self.not_before,
+                "check_existing": self.check_existing,
             },
         )
 
@@ -136,7 +140,9 @@ class DistributionTrigger(BaseTrigger):
         """Create the custom image unless it exists, then poll it to Succeeded; return an error event or None."""
         sub, rg, lab = self._where()
         name = str(self.pair["image_name"])
-        state = await hook.custom_image_state_async(sub, rg, lab, name)
+        # A first attempt of a pair the plan found absent skips this read; if a triggerer restart makes it PUT
+        # over an image it already started, ARM answers 409 and the worker's retry checks and waits instead.
+        state = await hook.custom_image_state_async(sub, rg, lab, name) if self.check_existing else None
         if state is None:
             self.log.info("%s: creating the custom image", self.label)
             state = await hook.create_custom_image_and_wait_async(

@@ -10,7 +10,7 @@ WORLD ?= emulator/worlds/demo.json
 PYTEST_ARGS ?=
 EXECUTOR ?= local
 
-.PHONY: help bootstrap browser test test-unit lint validate demo up emulator bench bench-full test-celery drills clean
+.PHONY: help bootstrap browser test test-unit lint validate demo up emulator bench bench-full test-celery drills demo-retention clean
 
 help:
 	@echo "make demo      run the image factory end to end on the local Azure"
@@ -68,6 +68,9 @@ emulator: bootstrap
 
 demo: bootstrap
 	$(PY) -m stack demo --executor $(EXECUTOR)
+
+demo-retention: bootstrap
+	$(PY) -m stack demo-retention --executor $(EXECUTOR)
 
 up: bootstrap
 	$(PY) -m stack up --executor $(EXECUTOR)

@@ -11,6 +11,12 @@ Captures golden image VMs of the factory DevTest Lab into a VHD catalogue and di
 3. **plan** — reads the catalogue and one inventory per lab; logs the plan table.
 4. **distribute** — one mapped task per (lab, image), throttled by the `image_distribution` pool.
 5. **verify** — re-reads the labs and fails listing what is missing; writes a JSON report.
+6. **retire** — after verify (whatever its outcome): `decide` keeps the newest `ImagesToSave` versions of every
+   ImagePath in the catalogue, the factory lab and every lab, and deletes older ones, those whose golden image is
+   gone and those a lab no longer subscribes to — only what the factory made, never a version this run planned
+   or one still being uploaded into a lab; `delete` (mapped, in the pool) deletes; `report` records the outcomes.
+   Param `retire` (default on); `clean_factory` (default off) also deletes captured and failed factory VMs.
+   Honours `dry_run`, `labs` and `image_paths`.
 
 The version of a run is the UTC date of its logical date (or of `run_after` for runs without one), so a re-run
 of the same day never captures or distributes twice. Connections: `image_factory_arm` (azure) and
@@ -23,10 +29,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, TaskGroup, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
+from image_factory import retire as retirement
 from image_factory import settings, tasks
+from image_factory.exceptions import ConfigurationError
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
+from image_factory.operators.retire import RetireOperator
 
 POLL = "{{ params.copy_poll_seconds }}"
 
@@ -51,14 +61,16 @@ with DAG(
         "labs": Param(
             [],
             type="array",
-            items={"type": "string"},
+            items={"type": "string", "maxLength": 50},
+            maxItems=5000,
             title="Labs",
             description="Lab names from labs.json to distribute to; empty = all labs.",
         ),
         "image_paths": Param(
             [],
             type="array",
-            items={"type": "string"},
+            items={"type": "string", "maxLength": 1024},
+            maxItems=500,
             title="Image paths",
             description="ImagePaths (folders or files under GoldenImages/) to handle; empty = all.",
         ),
@@ -76,10 +88,29 @@ with DAG(
             title="Poll seconds",
             description="Seconds between two status checks of a copy or a custom image.",
         ),
+        "retire": Param(
+            True,
+            type="boolean",
+            title="Retire old images",
+            description=(
+                "After verify, delete image versions beyond the newest ImagesToSave (catalogue, factory lab, labs), "
+                "images whose golden image is gone and images a lab no longer subscribes to. Only what the factory "
+                "made; a dry run only shows the table."
+            ),
+        ),
+        "clean_factory": Param(
+            False,
+            type="boolean",
+            title="Clean up the factory",
+            description=(
+                "Also delete factory VMs already captured into the catalogue and VMs that failed to provision (the "
+                "run then fails, naming them). FactoryIgnore-tagged VMs stay; untagged ones are only reported."
+            ),
+        ),
     },
 ) as dag:
 
-    @task
+    @task(retries=0)  # a configuration or params error never fixes itself: fail at once, naming it
     def validate_config() -> dict[str, Any]:
         """Validate Configuration/ and the run's params."""
         return tasks.validate_config(get_current_context()["params"])
@@ -113,11 +144,15 @@ with DAG(
     def plan() -> list[dict[str, Any]]:
         """Plan the distribution; return the pairs to distribute (none in a dry run)."""
         ctx = get_current_context()
-        result = tasks.make_plan(
-            ctx["params"],
-            logical_date=ctx.get("logical_date"),
-            run_after=getattr(ctx["dag_run"], "run_after", None),
-        )
+        try:
+            result = tasks.make_plan(
+                ctx["params"],
+                logical_date=ctx.get("logical_date"),
+                run_after=getattr(ctx["dag_run"], "run_after", None),
+            )
+        except ConfigurationError as exc:
+            # Broken configuration or params never fix themselves: fail now instead of retrying for minutes.
+            raise AirflowFailException(str(exc)) from exc
         ctx["ti"].xcom_push(key="plan", value=result.to_dict())
         return tasks.pairs_for_mapping(result, ctx["params"])
 
@@ -142,5 +177,51 @@ with DAG(
         retries=settings.DISTRIBUTE_RETRIES,
         poll_interval=POLL,
     ).expand(pair=pairs)
+    with TaskGroup("retire") as retire:
+        # all_done: retention is safe whatever distribution did (it keeps what this run planned and what is still
+        # uploading); it refuses to run without this run's plan.
+        @task(trigger_rule="all_done")
+        def decide() -> list[dict[str, Any]]:
+            """Decide what retention and factory clean-up delete; return the deletions (none in a dry run)."""
+            ctx = get_current_context()
+            dag_run = ctx["dag_run"]
+            return retirement.decide(
+                ctx["params"],
+                plan_doc=ctx["ti"].xcom_pull(task_ids="plan", key="plan"),
+                version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
+                run_id=str(dag_run.run_id),
+            )
+
+        deleted = RetireOperator.partial(
+            task_id="delete",
+            pool=settings.parse_time_pool(),
+            map_index_template="{{ task.deletion['where'] }} / {{ task.deletion['name'] }}",
+        ).expand(deletion=decide())
+
+        @task(trigger_rule="all_done", retries=0)
+        def report() -> dict[str, Any]:
+            """Record the deletions' outcomes; fail naming factory VMs that failed to provision."""
+            ctx = get_current_context()
+            dag_run = ctx["dag_run"]
+            count = len(ctx["ti"].xcom_pull(task_ids="retire.decide") or [])
+            outcomes = ctx["ti"].xcom_pull(task_ids="retire.delete", map_indexes=list(range(count))) if count else []
+            return retirement.report(
+                outcomes,
+                version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
+                run_id=str(dag_run.run_id),
+            )
+
+        deleted >> report()
+
     checked >> capture >> pairs
-    distribute >> verify()
+    distribute >> verify() >> retire
+
+    @task(trigger_rule="one_failed", retries=0)
+    def outcome() -> None:
+        """Fail the run when any task failed: verify and retire run anyway, so a failure is not always a leaf."""
+        raise AirflowFailException("a task of this run failed: see its log and verify's report")
+
+    # Downstream of every task: runs (and fails the run) only if one of them failed; skipped otherwise.
+    watcher = outcome()
+    for upstream in [t for t in dag.tasks if t.task_id != "outcome"]:
+        upstream >> watcher

@@ -289,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_UI_PORT)))
     up.add_argument("--executor", choices=EXECUTORS, default="local", help="local (SQLite) or celery (PostgreSQL)")
     up.set_defaults(func=cmd_up)
+    from stack.retention_demo import add_parser  # noqa: PLC0415 - it imports this module back
+
+    add_parser(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -277,6 +277,9 @@ class VmFacts:
     name: str
     tags: Mapping[str, str]
     provisioning_state: str
+    #: Power state code without ``PowerState/`` (``deallocated``, ``running``…); a captured VM someone started
+    #: again after its capture is left alone.
+    power_state: str = "deallocated"
 
 
 def _tag(tags: Mapping[str, str], name: str) -> str | None:
@@ -290,7 +293,8 @@ def cleanup_plan(
     """Decide which factory VMs to delete (the original's CleanUpFactory).
 
     ``FactoryIgnore`` → left alone; provisioning failed → deleted, reported as an error; tagged ``ImagePath`` and
-    captured by this factory → deleted; tagged but not captured yet → kept; untagged → reported, not deleted.
+    captured by this factory → deleted, unless it is no longer deallocated (someone started it again); tagged but
+    not captured yet → kept; untagged → reported, not deleted.
     """
     captured = {n.casefold() for n in captured_vms}
     deletions: list[Decision] = []
@@ -312,6 +316,9 @@ def cleanup_plan(
             )
         elif _tag(vm.tags, IMAGE_PATH_TAG) is None:
             kept.append(Decision(action="keep", reason="untagged: not a golden-image VM, reported only", **common))  # type: ignore[arg-type]
+        elif vm.name.casefold() in captured and vm.power_state.casefold() != "deallocated":
+            reason = f"captured, but {vm.power_state or 'not deallocated'} now: someone is using it"
+            kept.append(Decision(action="keep", reason=reason, **common))  # type: ignore[arg-type]
         elif vm.name.casefold() in captured:
             deletions.append(Decision(action="delete", reason="captured into the catalogue", **common))  # type: ignore[arg-type]
         else:

@@ -440,6 +440,11 @@ class CopyTracker:
         for key in [key for key in self.active if key[0] == account and key[1] == container]:
             self.forget(key)
 
+    def pending_now(self) -> int:
+        """Return how many copies are pending at this instant."""
+        now = time.monotonic()
+        return sum(1 for record in self.history if record.status(now) == PENDING)
+
     def stats(self) -> dict[str, Any]:
         """Return copy counts, the maximum and current number of pending copies, and each copy's summary."""
         now = time.monotonic()

@@ -373,6 +373,10 @@ class StorageEmulator:
             "sas_issued": list(self._sas_issued),
         }
 
+    def pending_copies(self) -> int:
+        """Return how many copies are pending right now (the ARM side counts requests made meanwhile)."""
+        return self._proxy.copies.pending_now()
+
     def reset_stats(self) -> None:
         """Zero the statistics (copies still pending stay counted in the new window)."""
         self._proxy.reset_stats()

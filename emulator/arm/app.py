@@ -163,7 +163,12 @@ class ArmFrontDoor:
         try:
             route, params = self._match(request)
             subscription = params.get("sub", "")
-            self.services.stats.count(route.operation, request.method, poll=route.poll)
+            self.services.stats.count(
+                route.operation,
+                request.method,
+                poll=route.poll,
+                copies_pending=self.services.storage.pending_copies(),
+            )
             principal = self.services.authorizer.authenticate(request)
             api_version = self._api_version(request, route)
             faulted = await self._fault(route, request, subscription)

@@ -61,6 +61,7 @@ class Control:
             "writes": stats.writes,
             "actions": stats.actions,
             "lro_polls": stats.lro_polls,
+            "while_copies_pending": dict(stats.while_copies_pending),
             "lros_started": services.lro.started,
             "lros_finished": services.lro.finished,
             "lros_in_progress": services.lro.in_progress(),

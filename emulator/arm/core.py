@@ -45,6 +45,8 @@ class StorageApi(Protocol):
 
     async def list_blobs(self) -> dict[str, Any]: ...
 
+    def pending_copies(self) -> int: ...
+
 
 class FaultsApi(Protocol):
     """The part of ``emulator.faults.FaultRules`` the ARM side uses."""
@@ -68,10 +70,14 @@ class ArmStats:
     actions: int = 0
     lro_polls: int = 0
     throttled: int = 0
+    #: Requests that arrived while at least one blob copy was pending (by operation).
+    while_copies_pending: Counter[str] = field(default_factory=Counter)
 
-    def count(self, operation: str, method: str, *, poll: bool) -> None:
+    def count(self, operation: str, method: str, *, poll: bool, copies_pending: int = 0) -> None:
         """Count one request."""
         self.requests[operation] += 1
+        if copies_pending:
+            self.while_copies_pending[operation] += 1
         if poll:
             self.lro_polls += 1
         elif method == "GET":
@@ -84,6 +90,7 @@ class ArmStats:
     def reset(self) -> None:
         """Zero every counter."""
         self.requests.clear()
+        self.while_copies_pending.clear()
         self.reads = self.writes = self.actions = self.lro_polls = self.throttled = 0
 
 

@@ -155,17 +155,9 @@ def test_results_markdown_has_ratio_and_missing_cells(tmp_path: Path) -> None:
     assert "- a note" in text
 
 
-def test_arm_calls_while_pending_uses_server_copy_durations() -> None:
-    from bench.baseline import BaselineResult, JobOutcome, RecordedCall
-    from bench.harness import arm_calls_while_pending
+def test_while_pending_sums_the_emulators_counter() -> None:
+    from bench.harness import while_pending
 
-    result = BaselineResult(started=0.0)
-    result.jobs = [JobOutcome("img", "Lab000", account="lab000store", blob="img.vhd", copy_started=100.0)]
-    result.calls = [
-        RecordedCall(99.0, "arm", "GET", "/before"),
-        RecordedCall(101.0, "arm", "GET", "/during"),
-        RecordedCall(101.5, "blob", "HEAD", "/during-but-blob"),
-        RecordedCall(104.0, "arm", "GET", "/after"),
-    ]
-    stats = {"copies": {"transfers": [{"destination_account": "lab000store", "blob": "img.vhd", "seconds": 2.0}]}}
-    assert arm_calls_while_pending(result, stats) == 1
+    assert while_pending(None) is None
+    assert while_pending({"arm": {}}) == 0
+    assert while_pending({"arm": {"while_copies_pending": {"Labs_Get": 2, "CustomImages_Get": 3}}}) == 5

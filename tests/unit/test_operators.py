@@ -162,7 +162,6 @@ class FakeArm:
         self.image = image
         self.error = error
         self.deleted: list[str] = []
-        self.created: list[dict[str, Any]] = []
         self.settings = type("S", (), {"connection_verify": True})()
 
     def get_custom_image(self, *args: str) -> LabImage | None:
@@ -178,9 +177,6 @@ class FakeArm:
             raise self.error
         return f"https://lab/uploads/{args[-1]}?sig=UPLOAD"
 
-    def begin_create_custom_image(self, *args: str, **kwargs: Any) -> str:
-        self.created.append(kwargs)
-        return "Creating"
 
 
 @pytest.fixture
@@ -208,7 +204,7 @@ def test_distribute_present_image_is_noop(monkeypatch: pytest.MonkeyPatch, patch
     arm = FakeArm(LabImage(name=PAIR["image_name"], provisioning_state="Succeeded"))
     result = _distribute(monkeypatch, arm).execute({"ti": FakeTi(try_number=2)})  # type: ignore[arg-type]
     assert result["action"] == "present"
-    assert patched["copies"] == [] and arm.created == [] and arm.deleted == []
+    assert patched["copies"] == [] and arm.deleted == []
 
 
 def test_distribute_starts_copy_and_defers(monkeypatch: pytest.MonkeyPatch, patched: dict[str, Any]) -> None:

@@ -324,40 +324,6 @@ class DevTestLabsHook(AzureBaseHook):
             raise self._fail(exc, "read the custom image", scope) from exc
         return lab_image(image)
 
-    def begin_create_custom_image(
-        self,
-        subscription_id: str,
-        resource_group: str,
-        lab_name: str,
-        image_name: str,
-        *,
-        vhd_name: str,
-        os_type: str,
-        sysprep: bool,
-        image_path: str,
-        version: str,
-        description: str = "",
-    ) -> str:
-        """Start the custom image PUT (no waiting) and return the provisioning state ARM answered."""
-        body = custom_image_body(
-            vhd_name=vhd_name,
-            os_type=os_type,
-            sysprep=sysprep,
-            image_path=image_path,
-            version=version,
-            description=description,
-        )
-        scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
-        try:
-            poller = self.client(subscription_id).custom_images.begin_create_or_update(
-                resource_group, lab_name, image_name, body, polling=False
-            )
-            result = poller.result()
-        except HttpResponseError as exc:
-            raise self._fail(exc, "create the custom image", scope) from exc
-        state = getattr(result, "provisioning_state", None) if result is not None else None
-        return str(state or "Creating")
-
     def delete_custom_image(self, subscription_id: str, resource_group: str, lab_name: str, image_name: str) -> None:
         """Delete a custom image and wait for it; a missing image is success."""
         scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
@@ -419,42 +385,6 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
             scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
             raise arm_error(exc, action="read the custom image", scope=scope, principal=principal) from exc
         return str(image.provisioning_state or "Unknown")
-
-    async def begin_create_custom_image_async(
-        self,
-        subscription_id: str,
-        resource_group: str,
-        lab_name: str,
-        image_name: str,
-        *,
-        vhd_name: str,
-        os_type: str,
-        sysprep: bool,
-        image_path: str,
-        version: str,
-        description: str = "",
-    ) -> str:
-        """Start the custom image PUT (no waiting) and return the provisioning state ARM answered."""
-        body = custom_image_body(
-            vhd_name=vhd_name,
-            os_type=os_type,
-            sysprep=sysprep,
-            image_path=image_path,
-            version=version,
-            description=description,
-        )
-        client = await self.async_client(subscription_id)
-        try:
-            poller = await client.custom_images.begin_create_or_update(
-                resource_group, lab_name, image_name, body, polling=False
-            )
-            result = await poller.result()
-        except HttpResponseError as exc:
-            principal = (await self.async_settings()).principal
-            scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
-            raise arm_error(exc, action="create the custom image", scope=scope, principal=principal) from exc
-        state = getattr(result, "provisioning_state", None) if result is not None else None
-        return str(state or "Creating")
 
     async def create_custom_image_and_wait_async(
         self,

@@ -159,29 +159,32 @@ class BlobCopyTrigger(BaseTrigger):
 
         return read_lab
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll the copy status (adaptively, at most ``poll_interval`` apart) and yield one event."""
+    async def watch(self, read: Callable[[], Awaitable[CopyState]]) -> TriggerEvent:
+        """Poll ``read`` (adaptively, at most ``poll_interval`` apart) until the copy ends; return its event."""
         schedule = PollSchedule(cap=self.poll_interval)
+        while True:
+            state = await read()
+            fired = self.event_for(state, time.time())
+            if fired is not None:
+                return fired
+            percent = state.percent
+            self.log.info(
+                "%s: copy %s, %s",
+                self.label,
+                state.status,
+                f"{percent:.1f}%" if percent is not None else "progress unknown",
+            )
+            now = time.time()
+            delay = schedule.next_delay(now, parse_progress(state.progress))
+            await asyncio.sleep(max(0.0, min(delay, self.deadline - now)))
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Watch the copy and yield one event."""
         try:
             async with AsyncExitStack() as stack:
-                read = await self._open(stack)
-                while True:
-                    state = await read()
-                    fired = self.event_for(state, time.time())
-                    if fired is not None:
-                        await hold_until(self.not_before)
-                        yield fired
-                        return
-                    percent = state.percent
-                    self.log.info(
-                        "%s: copy %s, %s",
-                        self.label,
-                        state.status,
-                        f"{percent:.1f}%" if percent is not None else "progress unknown",
-                    )
-                    now = time.time()
-                    delay = schedule.next_delay(now, parse_progress(state.progress))
-                    await asyncio.sleep(max(0.0, min(delay, self.deadline - now)))
+                fired = await self.watch(await self._open(stack))
+            await hold_until(self.not_before)
+            yield fired
         except Exception as exc:
             yield event(
                 {

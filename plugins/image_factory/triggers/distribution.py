@@ -19,8 +19,8 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from azure.core.exceptions import ResourceNotFoundError
 
 from image_factory.hooks.devtestlabs import FAILED_STATES, DevTestLabsAsyncHook
-from image_factory.hooks.storage import async_sas_blob_client, copy_state
-from image_factory.polling import PollSchedule, parse_progress
+from image_factory.hooks.storage import CopyState, async_sas_blob_client, copy_state
+from image_factory.polling import PollSchedule
 from image_factory.redact import redact
 from image_factory.triggers import event, hold_until
 from image_factory.triggers.blob_copy import BlobCopyTrigger
@@ -107,6 +107,7 @@ class DistributionTrigger(BaseTrigger):
             target="lab",
             blob=self.upload_blob,
             deadline=self.deadline,
+            poll_interval=self.poll_interval,
             label=self.label,
             copy_id=self.copy_id,
             arm_conn_id=self.arm_conn_id,
@@ -115,26 +116,16 @@ class DistributionTrigger(BaseTrigger):
             lab_name=self._where()[2],
         )
         verify = (await hook.async_settings()).connection_verify
-        schedule = PollSchedule(cap=self.poll_interval)
         async with async_sas_blob_client(upload_url, verify) as blob:
-            while True:
+
+            async def read() -> CopyState:
                 try:
-                    state = copy_state(await blob.get_blob_properties())
+                    return copy_state(await blob.get_blob_properties())
                 except ResourceNotFoundError:
-                    state = copy_state(None)
-                fired = watcher.event_for(state, time.time())
-                if fired is not None:
-                    return None if fired.payload.get("status") == "success" else fired
-                percent = state.percent
-                self.log.info(
-                    "%s: copy %s, %s",
-                    self.label,
-                    state.status,
-                    f"{percent:.1f}%" if percent is not None else "progress unknown",
-                )
-                now = time.time()
-                delay = schedule.next_delay(now, parse_progress(state.progress))
-                await asyncio.sleep(max(0.0, min(delay, self.deadline - now)))
+                    return copy_state(None)
+
+            fired = await watcher.watch(read)
+        return None if fired.payload.get("status") == "success" else fired
 
     async def _ensure_image(self, hook: DevTestLabsAsyncHook) -> TriggerEvent | None:
         """Create the custom image unless it exists, then poll it to Succeeded; return an error event or None."""

@@ -33,7 +33,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from image_factory import retire as retirement
 from image_factory import settings, tasks
-from image_factory.exceptions import ConfigurationError
+from image_factory.exceptions import ConfigurationError, ImageFactoryError
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
 from image_factory.operators.retire import RetireOperator
@@ -154,7 +154,20 @@ with DAG(
             # Broken configuration or params never fix themselves: fail now instead of retrying for minutes.
             raise AirflowFailException(str(exc)) from exc
         ctx["ti"].xcom_push(key="plan", value=result.to_dict())
-        return tasks.pairs_for_mapping(result, ctx["params"])
+        waves = tasks.pairs_for_mapping(result, ctx["params"])
+        ctx["ti"].xcom_push(key="regional", value=waves["regional"])
+        return waves["direct"]
+
+    @task(trigger_rule="all_done")
+    def regional_pairs() -> list[dict[str, Any]]:
+        """Return the pairs that copy from a lab of their own region (region fan-out), after the direct wave."""
+        pulled = get_current_context()["ti"].xcom_pull(task_ids="plan", key="regional")
+        return list(pulled or [])
+
+    @task(trigger_rule="all_done")
+    def cleanup_uploads() -> int:
+        """Delete the uploads region seeds kept for their region's other labs."""
+        return tasks.cleanup_seed_uploads(get_current_context()["ti"].xcom_pull(task_ids="plan"))
 
     @task(trigger_rule="all_done", retries=0)
     def verify() -> dict[str, Any]:
@@ -177,6 +190,14 @@ with DAG(
         retries=settings.DISTRIBUTE_RETRIES,
         poll_interval=POLL,
     ).expand(pair=pairs)
+    regional = DistributeImageOperator.partial(
+        task_id="distribute_regional",
+        pool=settings.parse_time_pool(),
+        map_index_template="{{ task.pair['lab_name'] }} / {{ task.pair['image_name'] }}",
+        retries=settings.DISTRIBUTE_RETRIES,
+        poll_interval=POLL,
+    ).expand(pair=distribute >> regional_pairs())
+    cleaned = regional >> cleanup_uploads()
     with TaskGroup("retire") as retire:
         # all_done: retention is safe whatever distribution did (it keeps what this run planned and what is still
         # uploading); it refuses to run without this run's plan.
@@ -185,12 +206,19 @@ with DAG(
             """Decide what retention and factory clean-up delete; return the deletions (none in a dry run)."""
             ctx = get_current_context()
             dag_run = ctx["dag_run"]
-            return retirement.decide(
-                ctx["params"],
-                plan_doc=ctx["ti"].xcom_pull(task_ids="plan", key="plan"),
-                version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
-                run_id=str(dag_run.run_id),
-            )
+            plan_doc = ctx["ti"].xcom_pull(task_ids="plan", key="plan")
+            try:
+                return retirement.decide(
+                    ctx["params"],
+                    plan_doc=plan_doc,
+                    version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
+                    run_id=str(dag_run.run_id),
+                )
+            except ImageFactoryError as exc:
+                if plan_doc is None:
+                    # A failed plan never comes back: fail now instead of retrying for minutes.
+                    raise AirflowFailException(str(exc)) from exc
+                raise
 
         deleted = RetireOperator.partial(
             task_id="delete",
@@ -214,7 +242,7 @@ with DAG(
         deleted >> report()
 
     checked >> capture >> pairs
-    distribute >> verify() >> retire
+    cleaned >> verify() >> retire
 
     @task(trigger_rule="one_failed", retries=0)
     def outcome() -> None:

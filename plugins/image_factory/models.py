@@ -181,6 +181,12 @@ class Pair:
     cross_region: bool = False
     #: The image's provisioning state when the plan found it in the lab (e.g. ``Failed``), None when absent.
     existing_state: str | None = None
+    #: Region fan-out: a seed keeps its uploaded VHD for the other labs of its region (deleted by ``cleanup``).
+    keep_upload: bool = False
+    #: Region fan-out: copy from this same-region lab's upload of the image instead of from the factory.
+    source_lab: str | None = None
+    source_subscription_id: str | None = None
+    source_resource_group: str | None = None
 
     @property
     def label(self) -> str:

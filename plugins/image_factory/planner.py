@@ -10,7 +10,7 @@ distributor replaces it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from image_factory import imagepaths
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef, Pair, Plan, SkippedPair, SkipReason
@@ -208,3 +208,42 @@ def region_fanout(pairs: Iterable[Pair]) -> dict[tuple[str, str, str], FanoutGro
         members = sorted(groups[key], key=lambda p: (p.lab_name.casefold(), p.subscription_id))
         result[key] = FanoutGroup(seed=members[0], rest=tuple(members[1:]))
     return result
+
+
+def _pair_key(pair: Pair) -> tuple[str, str, str]:
+    return (pair.subscription_id.lower(), pair.lab_name.casefold(), pair.image_name.casefold())
+
+
+def fanout_waves(pairs: Iterable[Pair]) -> tuple[list[Pair], list[Pair]]:
+    """Split pairs into (direct, regional) waves so that each VHD crosses a region boundary once per region.
+
+    ``direct`` pairs copy from the factory: every pair in the factory's region, every cross-region pair alone in
+    its (version, image, region) group, and each group's seed, which keeps its upload (``keep_upload``).
+    ``regional`` pairs run after the direct wave and copy from their seed lab's upload (``source_*``), in the
+    same region. Order within each wave is kept.
+    """
+    ordered = list(pairs)
+    groups = region_fanout(ordered)
+    seeds: dict[tuple[str, str, str], Pair] = {}
+    followers: dict[tuple[str, str, str], Pair] = {}
+    for group in groups.values():
+        if not group.rest:
+            continue
+        seed = group.seed
+        seeds[_pair_key(seed)] = replace(seed, keep_upload=True)
+        for pair in group.rest:
+            followers[_pair_key(pair)] = replace(
+                pair,
+                source_lab=seed.lab_name,
+                source_subscription_id=seed.subscription_id,
+                source_resource_group=seed.resource_group,
+            )
+    direct: list[Pair] = []
+    regional: list[Pair] = []
+    for pair in ordered:
+        key = _pair_key(pair)
+        if key in followers:
+            regional.append(followers[key])
+        else:
+            direct.append(seeds.get(key, pair))
+    return direct, regional

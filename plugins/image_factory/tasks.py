@@ -17,7 +17,7 @@ from typing import Any
 from image_factory import imagepaths, naming
 from image_factory.config import Configuration, load_configuration
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
-from image_factory.models import LabInventory, LabRef, Plan
+from image_factory.models import LabInventory, LabRef, Pair, Plan
 from image_factory.settings import config_dir, report_dir
 
 log = logging.getLogger(__name__)
@@ -185,12 +185,47 @@ def make_plan(
     return result
 
 
-def pairs_for_mapping(result: Plan, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Return the pairs to map ``distribute`` over: none in a dry run."""
+def pairs_for_mapping(result: Plan, params: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Return the two waves to map over (``direct``: from the factory; ``regional``: from a seed lab).
+
+    Both are empty in a dry run.
+    """
+    from image_factory.planner import fanout_waves  # noqa: PLC0415
+
     if params.get("dry_run", False):
         log.info("Dry run: %d pair(s) would be distributed; nothing is", len(result.pairs))
-        return []
-    return [pair.to_dict() for pair in result.pairs]
+        return {"direct": [], "regional": []}
+    direct, regional = fanout_waves(result.pairs)
+    if regional:
+        log.info(
+            "Region fan-out: %d pair(s) copy from a lab of their own region instead of across regions",
+            len(regional),
+        )
+    return {"direct": [p.to_dict() for p in direct], "regional": [p.to_dict() for p in regional]}
+
+
+def cleanup_seed_uploads(direct: Sequence[Mapping[str, Any]] | None) -> int:
+    """Delete the uploads that region seeds kept for their region (already gone = fine); return how many."""
+    from image_factory import naming  # noqa: PLC0415
+    from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415
+    from image_factory.hooks.storage import delete_sas_blob  # noqa: PLC0415
+    from image_factory.redact import mask  # noqa: PLC0415
+
+    seeds = [Pair.from_dict(dict(p)) for p in direct or () if p.get("keep_upload")]
+    if not seeds:
+        return 0
+    settings = load_configuration(config_dir()).factory
+    arm = DevTestLabsHook(arm_conn_id=settings.arm_conn_id)
+    deleted = 0
+    for seed in seeds:
+        url = arm.generate_upload_uri(
+            seed.subscription_id, seed.resource_group, seed.lab_name, naming.vhd_blob(seed.image_name)
+        )
+        mask(url)
+        if delete_sas_blob(url, arm.settings.connection_verify):
+            deleted += 1
+            log.info("%s: deleted the upload kept for its region", seed.label)
+    return deleted
 
 
 def _report_path(version: str, run_id: str) -> Path:

@@ -44,7 +44,12 @@ def test_structure(dag: Any) -> None:
     assert {"validate_config", "capture.list_factory_vms", "capture.capture_vm", "plan", "distribute", "verify"} <= ids
     assert "capture" in dag.task_group.children
     assert dag.task_dict["plan"].upstream_task_ids >= {"capture.capture_vm"}
-    assert "distribute" in dag.task_dict["verify"].upstream_task_ids
+    # direct wave → region fan-out wave → clean-up of the uploads seeds kept → verify
+    assert "distribute" in dag.task_dict["regional_pairs"].upstream_task_ids
+    assert "regional_pairs" in dag.task_dict["distribute_regional"].upstream_task_ids
+    assert "distribute_regional" in dag.task_dict["cleanup_uploads"].upstream_task_ids
+    assert "cleanup_uploads" in dag.task_dict["verify"].upstream_task_ids
+    assert dag.task_dict["distribute_regional"].pool == dag.task_dict["distribute"].pool
     assert dag.task_dict["verify"].trigger_rule == "all_done"
 
 

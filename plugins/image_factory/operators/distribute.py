@@ -146,20 +146,48 @@ class DistributeImageOperator(BaseOperator):
             self.log.info("%s: the VHD was uploaded by an earlier attempt: creating the image", pair.label)
             self._defer_image(settings, pair)
 
-        if pair.cross_region:
+        if pair.cross_region and not pair.source_lab:
             self.log.warning(
                 "%s: lab %s is in %s, the factory elsewhere: this copy is billed as inter-region egress",
                 pair.label,
                 pair.lab_name,
                 pair.location,
             )
-        storage = FactoryStorageHook(wasb_conn_id=settings.storage_conn_id)
-        source = storage.read_sas_url(settings.container, pair.vhd_blob, settings.read_sas_hours)
+        source = self._regional_source(arm, pair, verify) if pair.source_lab else None
+        if source is None:
+            storage = FactoryStorageHook(wasb_conn_id=settings.storage_conn_id)
+            source = storage.read_sas_url(settings.container, pair.vhd_blob, settings.read_sas_hours)
+            origin = f"the factory's {pair.vhd_blob}"
+        else:
+            origin = f"{pair.source_lab}'s upload (same region)"
         copy_id = start_copy_to_sas(upload_url, source, verify)
-        self.log.info("%s: started copying %s into the lab (copy %s)", pair.label, pair.vhd_blob, copy_id)
+        self.log.info("%s: started copying from %s (copy %s)", pair.label, origin, copy_id)
         context["ti"].xcom_push(key="copy_id", value=copy_id)
         self._defer_copy(settings, pair, copy_id, check_existing=not trusted)
         raise AssertionError("unreachable: defer() raises TaskDeferred")  # pragma: no cover
+
+    def _regional_source(self, arm: DevTestLabsHook, pair: Pair, verify: str | bool) -> str | None:
+        """Return a read URL of the seed lab's finished upload of this image, or None to copy from the factory."""
+        from image_factory.hooks.storage import COPY_SUCCESS, sas_copy_state  # noqa: PLC0415
+        from image_factory.redact import mask  # noqa: PLC0415
+
+        seed_url = arm.generate_upload_uri(
+            str(pair.source_subscription_id),
+            str(pair.source_resource_group),
+            str(pair.source_lab),
+            self._upload_blob(pair),
+        )
+        mask(seed_url)
+        state = sas_copy_state(seed_url, verify)
+        if state.exists and state.size and state.status in (None, COPY_SUCCESS):
+            return seed_url
+        self.log.warning(
+            "%s: %s holds no finished upload of this image (%s): copying from the factory across regions instead",
+            pair.label,
+            pair.source_lab,
+            state.status or ("absent" if not state.exists else "empty"),
+        )
+        return None
 
     def _defer(
         self,

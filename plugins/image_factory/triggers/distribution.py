@@ -203,7 +203,10 @@ class DistributionTrigger(BaseTrigger):
                     await hold_until(self.not_before)
                     yield failed
                     return
-                await self._delete_upload(hook, upload_url)
+                if self.pair.get("keep_upload"):
+                    self.log.info("%s: keeping uploads/%s for its region's other labs", self.label, self.upload_blob)
+                else:
+                    await self._delete_upload(hook, upload_url)
             self.log.info("%s: distributed", self.label)
             await hold_until(self.not_before)
             yield TaskSuccessEvent(xcoms={"return_value": self.summary("created")})

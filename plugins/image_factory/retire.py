@@ -339,6 +339,17 @@ def decide(
     dry_run = bool(params.get("dry_run", False))
     if not retire_on and not clean_on:
         log.info("Nothing to do: params retire and clean_factory are both off")
+        _write(
+            artifact_path(version, run_id),
+            {
+                "dag_run_id": run_id,
+                "version": version,
+                "dry_run": dry_run,
+                "deletions": [],
+                "kept": [],
+                "notes": ["retire and clean_factory are both off"],
+            },
+        )
         return []
     if plan_doc is None:
         raise ImageFactoryError(

@@ -194,3 +194,12 @@ def test_the_dag_retires_last_in_the_pool_and_offers_the_params() -> None:
     for name in ("retire", "clean_factory"):
         param = dag.params.get_param(name)
         assert param.schema["type"] == "boolean" and param.schema["title"] and param.description
+
+
+def test_retire_and_clean_factory_off_decide_nothing_and_report_succeeds(reports: Path) -> None:
+    from image_factory.retire import decide, report
+
+    params = {"retire": False, "clean_factory": False}
+    assert decide(params, plan_doc=None, version="2026-11-26", run_id="run-off") == []
+    result = report([], version="2026-11-26", run_id="run-off")
+    assert result["decided"] == 0 and result["outcomes"] == {}

@@ -446,7 +446,9 @@ def scenario_p1_p3(*, labs: int = 20, images: int = 10, with_ours: bool = True) 
     ]
     p1.notes.append(
         "ARM requests while copies pending: counted by the emulator for every ARM request that arrives while at "
-        "least one blob copy is pending (any copy, so concurrent pairs count against each other)."
+        "least one blob copy is pending, ANY copy: ours keeps the pipeline full, so one pair's image creation "
+        "overlaps other pairs' copies; the baseline's waves (throttle sleeps, then polls) rarely overlap. Per pair, "
+        "ours makes no ARM call while its own copy is pending (the trigger polls storage only)."
     )
     p1.notes.append(
         f"baseline timings scaled by {copy_s}/{ORIGINAL_COPY_SECONDS:.0f} (throttle {settings.throttle_seconds:g} s, "

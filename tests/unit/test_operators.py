@@ -178,7 +178,6 @@ class FakeArm:
         return f"https://lab/uploads/{args[-1]}?sig=UPLOAD"
 
 
-
 @pytest.fixture
 def patched(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     record: dict[str, Any] = {"copies": [], "state": CopyState(exists=False)}

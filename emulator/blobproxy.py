@@ -845,7 +845,10 @@ class BlobProxy:
             return storage_error(409, "PendingCopyOperation", "There is currently a pending copy operation.")
         self.copies.starting.add(key)
         try:
-            response = await self._forward_buffered(request, receive)
+            # Copy Blob has no body. Azure starts a copy it has received even when the client is gone by then (a
+            # task killed while a delay fault held its request): forward it without reading the client again.
+            await _drain(receive)
+            response = await self._forward_buffered(request, _empty_body)
             if response.status != 202 or (response.header("x-ms-copy-status") or "").lower() != SUCCESS:
                 return response
             source = request.header("x-ms-copy-source") or ""
@@ -1026,6 +1029,11 @@ async def _until_disconnected(receive: Receive) -> None:
         async with asyncio.timeout(2.0):
             while (await receive())["type"] != "http.disconnect":
                 pass
+
+
+async def _empty_body() -> dict[str, Any]:
+    """Stand in for ``receive`` once a request's (empty) body has been read."""
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 async def _drain(receive: Receive) -> None:

@@ -39,8 +39,18 @@ def distribute_run(stack: Stack, rules: list[dict[str, Any]], *, timeout: float 
     stats = stack.azure.stats()
     stats["fired"] = fired(stack)
     stack.azure.delete("/faults")
+    print(f"\n{figures(run_id, stats)}")
     assert run["state"] == "success", f"run {run_id} ended {run['state']}: {(verify_report(stack, run_id) or {})}"
     return run_id, stats
+
+
+def figures(run_id: str, stats: dict[str, Any]) -> str:
+    """One line of a drill's figures for RESULTS.md: faults fired, early retries, copies."""
+    copies = {k: v for k, v in stats["copies"].items() if k != "transfers"}
+    return (
+        f"drill figures {run_id}: fired {stats.get('fired')}, early retries arm {stats['arm']['early_retries']} "
+        f"blob {stats['blob']['early_retries']}, copies {copies}"
+    )
 
 
 def assert_every_pair_once(stack: Stack, run_id: str) -> None:

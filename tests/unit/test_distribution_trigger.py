@@ -216,3 +216,38 @@ async def test_first_try_skips_the_image_read_before_creating(fakes: Any) -> Non
     fakes(arm, FakeBlob([CopyState(exists=True, status="success", copy_id="c1", size=1)]))
     events = [e async for e in trigger(check_existing=False).run()]
     assert isinstance(events[0], TaskSuccessEvent) and len(arm.created) == 1
+
+
+class FlakyBlob(FakeBlob):
+    """Fails the first ``failures`` status reads with ``error``."""
+
+    def __init__(self, states: list[CopyState], failures: int, error: Exception) -> None:
+        super().__init__(states)
+        self.failures = failures
+        self.error = error
+
+    async def get_blob_properties(self) -> CopyState:
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+        return await super().get_blob_properties()
+
+
+async def test_transient_status_read_failures_are_ridden_out(fakes: Any) -> None:
+    from azure.core.exceptions import ServiceResponseError
+
+    blob = FlakyBlob([CopyState(exists=True, status="success", copy_id="c1", size=1)], 3, ServiceResponseError("reset"))
+    fakes(FakeArm([], create_state="Succeeded"), blob)
+    events = [e async for e in trigger(check_existing=False).run()]
+    assert isinstance(events[0], TaskSuccessEvent) and blob.failures == 0
+
+
+async def test_a_refused_status_read_is_not_retried(fakes: Any) -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    refused = HttpResponseError("AuthorizationPermissionMismatch")
+    refused.status_code = 403
+    blob = FlakyBlob([], 1, refused)
+    fakes(FakeArm([]), blob)
+    events = [e async for e in trigger().run()]
+    assert events[0].payload["status"] == "error" and "HttpResponseError" in events[0].payload["message"]

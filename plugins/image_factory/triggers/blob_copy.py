@@ -9,7 +9,12 @@ from contextlib import AsyncExitStack
 from typing import Any, Literal
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 
 from image_factory.hooks.devtestlabs import DevTestLabsAsyncHook
 from image_factory.hooks.storage import (
@@ -27,6 +32,8 @@ from image_factory.triggers import event, hold_until
 
 CopyTarget = Literal["factory", "lab"]
 CLASSPATH = "image_factory.triggers.blob_copy.BlobCopyTrigger"
+#: Consecutive failed status reads (after the SDK's own retries) a copy watch rides out before giving up.
+TRANSIENT_READ_FAILURES = 5
 
 
 class BlobCopyTrigger(BaseTrigger):
@@ -162,8 +169,29 @@ class BlobCopyTrigger(BaseTrigger):
     async def watch(self, read: Callable[[], Awaitable[CopyState]]) -> TriggerEvent:
         """Poll ``read`` (adaptively, at most ``poll_interval`` apart) until the copy ends; return its event."""
         schedule = PollSchedule(cap=self.poll_interval)
+        failures = 0
         while True:
-            state = await read()
+            try:
+                state = await read()
+            except (ServiceRequestError, ServiceResponseError, HttpResponseError) as exc:
+                # The SDK already retried this read; a copy runs on in Azure regardless, so a few more failed
+                # status reads are no reason to hand the pair back to a worker (a retry a minute later).
+                status = getattr(exc, "status_code", None)
+                failures += 1
+                if failures > TRANSIENT_READ_FAILURES or (status is not None and status < 500 and status != 429):
+                    raise
+                self.log.warning(
+                    "%s: reading the copy status failed (%s), %d/%d; trying again",
+                    self.label,
+                    redact(str(exc))[:200],
+                    failures,
+                    TRANSIENT_READ_FAILURES,
+                )
+                await asyncio.sleep(max(0.0, min(schedule.next_delay(time.time()), self.deadline - time.time())))
+                if time.time() >= self.deadline:
+                    raise
+                continue
+            failures = 0
             fired = self.event_for(state, time.time())
             if fired is not None:
                 return fired

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -71,21 +72,12 @@ class LocalAzure:
         }
 
 
-@pytest.fixture(scope="session")
-def local_azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
-    """Start ``python -m emulator serve`` on the demo world; stop it at the end of the session."""
-    state_dir = tmp_path_factory.mktemp("emulator-state")
+@contextlib.contextmanager
+def running_local_azure(world: Path, state_dir: Path) -> Iterator[LocalAzure]:
+    """Start ``python -m emulator serve`` on ``world`` with short timings; stop it (by pid) on exit."""
+    state_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "emulator",
-            "serve",
-            "--world",
-            "emulator/worlds/demo.json",
-            "--state-dir",
-            str(state_dir),
-        ],
+        [sys.executable, "-m", "emulator", "serve", "--world", str(world), "--state-dir", str(state_dir)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=(state_dir / "emulator.log").open("wb"),
@@ -107,6 +99,13 @@ def local_azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def local_azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
+    """The local Azure on the demo world, for the whole session."""
+    with running_local_azure(REPO / WORLD, tmp_path_factory.mktemp("emulator-state")) as azure:
+        yield azure
 
 
 @pytest.fixture(scope="session")

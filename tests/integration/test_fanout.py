@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REPO, LocalAzure, run_dag
+from tests.integration.conftest import REPO, LocalAzure, run_dag, running_local_azure
 
 pytestmark = [pytest.mark.emulator, pytest.mark.airflow]
 
@@ -36,25 +32,8 @@ def north_azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure
     sub = next(s for s in world["subscriptions"] if s["id"] == NORTH_LAB["subscription"])
     sub["resource_groups"].append({"name": NORTH_LAB["resource_group"]})
     (tmp / "world.json").write_text(json.dumps(world))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "serve", "--world", str(tmp / "world.json"), "--state-dir", str(tmp / "s")],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=(tmp / "emulator.log").open("wb"),
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        azure = LocalAzure(json.loads(proc.stdout.readline()))
-        azure.configure(lro_seconds=1, copy_seconds=1)
+    with running_local_azure(tmp / "world.json", tmp / "s") as azure:
         yield azure
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

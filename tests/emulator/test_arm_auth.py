@@ -119,7 +119,9 @@ def test_token_signed_by_another_key_is_refused(local_azure: dict[str, Any]) -> 
 
 
 def test_expired_token_is_401_expired(settings: dict[str, Any]) -> None:
-    assert control_post(settings, "/config", {"token_lifetime": 1}).status_code == 200
+    # Long enough that a slow machine still uses the token before it expires; the wait below is driven by the
+    # token's own exp claim (whole seconds, like Entra's), not by a guessed sleep.
+    assert control_post(settings, "/config", {"token_lifetime": 5}).status_code == 200
     with control_client(settings) as client:
         response = client.post(
             f"{settings['authority_host']}/{settings['tenant_id']}/oauth2/v2.0/token",
@@ -130,10 +132,11 @@ def test_expired_token_is_401_expired(settings: dict[str, Any]) -> None:
                 "scope": ARM_SCOPE,
             },
         )
-    assert response.json()["expires_in"] == 1
+    assert response.json()["expires_in"] == 5
     token = response.json()["access_token"]
     assert _arm_get(settings, {"Authorization": f"Bearer {token}"}).status_code == 200
-    time.sleep(2.1)
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    time.sleep(max(expires_at - time.time(), 0) + 1.1)
     expired = _arm_get(settings, {"Authorization": f"Bearer {token}"})
     assert expired.status_code == 401
     assert expired.json()["error"]["code"] == "ExpiredAuthenticationToken"

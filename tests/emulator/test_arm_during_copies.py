@@ -14,7 +14,7 @@ pytestmark = pytest.mark.emulator
 
 
 def test_arm_requests_during_a_pending_copy_are_counted_apart(local_azure: dict[str, Any], settings: Any) -> None:
-    control_post(local_azure, "/config", {"copy_seconds": 3})
+    control_post(local_azure, "/config", {"copy_seconds": 6})
     client = dtl_client(local_azure, SUB1)
     source_uri = client.labs.generate_upload_uri("rg-dev", "DevLab", blob_name="pending-source.vhd").upload_uri
     source = BlobClient.from_blob_url(source_uri, connection_verify=local_azure["ca_bundle"])

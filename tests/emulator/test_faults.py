@@ -142,7 +142,7 @@ def test_early_retries_are_counted_before_retry_after_only() -> None:
     rules = FaultRules()
     request = {"service": "blob", "operation": "GetBlob", "method": "GET", "path": "/a/c/b"}
     assert not rules.check_early_retry(**request)
-    rules.record_throttle(**request, retry_after=0.3)
+    rules.record_throttle(**request, retry_after=30)
     assert not rules.check_early_retry(**{**request, "path": "/a/c/other"})
     assert rules.check_early_retry(**request)
     assert rules.early_retries("blob") == 1

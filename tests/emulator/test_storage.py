@@ -170,7 +170,7 @@ def test_put_and_get_through_the_https_proxy(harness: Harness) -> None:
 
 
 def test_cross_account_copy_is_pending_then_succeeds(harness: Harness) -> None:
-    harness.emulator.configure(copy_seconds=1.5)
+    harness.emulator.configure(copy_seconds=4)
     disk = harness.source_disk("src1", "img.vhd", seed=11)
     service = harness.service("beta")
     service.create_container("dst1")

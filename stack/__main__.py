@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from stack.services import Services, services_for
 DAG_ID = "image_factory"
 DEFAULT_UI_PORT = 28080
 EXECUTORS = ("local", "celery")
+DATABASES = ("sqlite", "postgres")
 
 
 @dataclass
@@ -63,6 +65,23 @@ def factory_subscription(config_dir: Path) -> str:
     return str(data["Factory"]["SubscriptionId"])
 
 
+def _with_services(
+    settings: AirflowSettings, run_dir: Path, executor: str, database: str, *, fresh: bool, say: Any
+) -> tuple[Services | None, AirflowSettings]:
+    """Start what the executor and database need besides Airflow; return it and the settings that use it."""
+    if executor == "celery":
+        from stack import celery  # noqa: PLC0415 - only the Celery stack needs it
+
+        services = celery.start_services(run_dir, fresh=fresh, say=say)
+        return services, celery.celery_settings(settings, services)
+    if database == "postgres":
+        services = services_for(run_dir)
+        say("starting PostgreSQL …")
+        services.postgres.start()
+        return services, dataclasses.replace(settings, sql_alchemy_conn=services.postgres.url())
+    return None, settings
+
+
 @contextlib.contextmanager
 def running_stack(
     *,
@@ -75,16 +94,20 @@ def running_stack(
     extra_env: dict[str, str] | None = None,
     say: Any = print,
     executor: str = "local",
+    database: str = "sqlite",
 ) -> Iterator[Stack]:
     """Start the local Azure and Airflow under ``run_dir``; stop everything (by pid) on exit, also on errors.
 
-    ``executor="celery"`` adds PostgreSQL + Redis (``stack.services``) and two Celery workers (``stack.celery``).
+    ``executor="celery"`` adds PostgreSQL + Redis (``stack.services``) and two Celery workers (``stack.celery``);
+    ``database="postgres"`` puts a LocalExecutor stack's metadata DB on a private PostgreSQL too (Celery always is).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
+    if database not in DATABASES:
+        raise ValueError(f"database must be one of {DATABASES}, not {database!r}")
     _stop_on_sigterm()
     if fresh:
-        if executor == "celery":
+        if executor == "celery" or database == "postgres":
             services_for(run_dir).remove()  # what a crashed earlier run may have left running
         shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -100,23 +123,22 @@ def running_stack(
         settings = AirflowSettings(
             home=run_dir / "airflow", port=port, config_dir=config_dir, extra_env=extra_env or {}
         )
-        if executor == "celery":
-            from stack import celery  # noqa: PLC0415 - only the Celery stack needs it
-
-            services = celery.start_services(run_dir, fresh=fresh, say=say)
-            settings = celery.celery_settings(settings, services)
+        services, settings = _with_services(settings, run_dir, executor, database, fresh=fresh, say=say)
         airflow = AirflowStack(settings, azure.connections_env(subscription_id=factory_subscription(config_dir)))
         say("migrating the Airflow metadata DB and importing the pool …")
         airflow.migrate()
         airflow.import_pools()
         say("starting api-server, scheduler, dag-processor, triggerer …")
         airflow.start()
-        if services is not None:
+        if executor == "celery" and services is not None:
+            from stack import celery  # noqa: PLC0415 - only the Celery stack needs it
+
             say(f"starting Celery workers {', '.join(celery.WORKERS)} …")
             celery.start_workers(airflow)
-        airflow.wait_healthy()
-        if services is not None:
+            airflow.wait_healthy()
             celery.wait_workers(airflow, services.redis.url())
+        else:
+            airflow.wait_healthy()
         client = AirflowClient(airflow.base_url, airflow.settings.user, airflow.password)
         client.wait_for_dag(DAG_ID)
         say(f"stack ready in {time.monotonic() - started:.0f}s")

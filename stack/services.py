@@ -289,6 +289,12 @@ class RedisServer:
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
+    @property
+    def pid(self) -> int | None:
+        """Return the pid of the running server, or None."""
+        state = _read_json(self._state_path)
+        return int(state["pid"]) if state and _pid_is(int(state["pid"]), "redis-server") else None
+
     def running(self) -> bool:
         state = _read_json(self._state_path)
         return bool(state) and _pid_is(int(state["pid"]), "redis-server") and redis_ping(int(state["port"]))

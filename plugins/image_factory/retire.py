@@ -280,8 +280,8 @@ def _retention(
     factory = config.factory
     wanted = {n.casefold() for n in lab_filter} if lab_filter else None
     labs = [lab for lab in config.labs if wanted is None or lab.lab_name.casefold() in wanted]
-    inventories = take_inventories(config, labs)
-    factory_inventory = arm.inventory(_factory_ref(factory))
+    inventories = take_inventories(config, labs, locate=False)
+    factory_inventory = arm.inventory(_factory_ref(factory), locate=False)
     if factory_inventory.status != "ok":
         log.warning("Factory lab %s: %s (%s)", factory.lab_name, factory_inventory.status, factory_inventory.message)
 

@@ -129,14 +129,14 @@ def list_capture_jobs(
     return [job.to_dict() for job in jobs]
 
 
-def take_inventories(config: Configuration, labs: Sequence[LabRef]) -> dict[str, LabInventory]:
-    """Inventory every lab once (one lab read + one custom image list each)."""
+def take_inventories(config: Configuration, labs: Sequence[LabRef], *, locate: bool = True) -> dict[str, LabInventory]:
+    """Inventory every lab once (one lab read + one custom image list each; ``locate=False``: the list alone)."""
     from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415
 
     hook = DevTestLabsHook(arm_conn_id=config.factory.arm_conn_id)
     inventories: dict[str, LabInventory] = {}
     for lab in labs:
-        inventory = hook.inventory(lab)
+        inventory = hook.inventory(lab, locate=locate)
         if inventory.status != "ok":
             log.warning("Lab %s: %s (%s)", lab.lab_name, inventory.status, inventory.message)
         inventories[lab.key] = inventory
@@ -257,7 +257,7 @@ def verify(
     result = Plan.from_dict(dict(plan_doc))
     config = load_configuration(folder or config_dir())
     labs = _selected_labs(config, params)
-    matrix = build_matrix(labs, result.expected, take_inventories(config, labs))
+    matrix = build_matrix(labs, result.expected, take_inventories(config, labs, locate=False))
     dry_run = bool(params.get("dry_run", False))
     matrix_text = matrix.render()
     document: dict[str, Any] = {

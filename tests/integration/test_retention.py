@@ -28,7 +28,7 @@ from image_factory import naming
 from image_factory.catalogue import sidecar_json
 from image_factory.exceptions import ImageFactoryError
 from image_factory.hooks.devtestlabs import DevTestLabsHook, custom_image_body
-from image_factory.models import MANAGED_BY_TAG, ImageVersion, Plan
+from image_factory.models import MANAGED_BY_TAG, ImageVersion, LabRef, Plan
 from image_factory.operators.retire import RetireOperator
 from image_factory.retire import ALREADY_GONE, DELETED, artifact_path, decide, report
 from stack.localazure import LocalAzure, start_local_azure
@@ -263,6 +263,26 @@ def test_dry_run_reports_keep_n_and_changes_nothing(azure: LocalAzure, config: P
     assert USER_IMAGE not in json.dumps(doc["deletions"]), "a user's image is never a candidate"
     catalogue = [d for d in doc["deletions"] if d["kind"] == "catalogue_version"]
     assert all(len(d["blobs"]) == 2 and d["blobs"][0].endswith(".json") for d in catalogue)
+
+
+def test_retention_reads_each_lab_with_one_image_list(azure: LocalAzure, config: Path, seeded: Any) -> None:
+    """Retention needs the images, not the lab's region: one list per lab (and the factory), no lab read."""
+    keep(config, 3)
+    azure.post("/reset-stats", {})
+    decide({"dry_run": True}, plan_doc=NO_PLAN, version=D3, run_id="reads", folder=config)
+    requests = azure.stats()["arm"]["requests"]
+    labs = len(json.loads((config / "labs.json").read_text(encoding="utf-8-sig"))["Labs"])
+    assert requests.get("Labs_Get", 0) == 0
+    assert requests["CustomImages_List"] == labs + 1
+
+
+def test_an_inventory_without_a_lab_read_still_finds_a_missing_lab(azure: LocalAzure, config: Path) -> None:
+    hook = DevTestLabsHook()
+    missing = hook.inventory(LabRef(SUB1, "NoSuchLab", (), "rg-dev"), locate=False)
+    assert missing.status == "not_found" and "NoSuchLab" in missing.message and "labs.json" in missing.message
+    found = hook.inventory(LabRef(SUB1, "DevLab", (), "rg-dev"), locate=False)
+    assert found.status == "ok" and found.resource_group == "rg-dev" and found.location is None
+    assert found.images == hook.inventory(LabRef(SUB1, "DevLab", (), "rg-dev")).images
 
 
 def test_a_version_this_run_planned_is_kept(config: Path, seeded: Any) -> None:

@@ -785,6 +785,8 @@ class BlobProxy:
         if op == "AbortCopyBlob" and key is not None:
             await send_buffered(send, await self._abort(request, receive, key), head=head)
             return
+        if key is not None and key in self.copies.starting:
+            await self._until_started(key)
         record = self.copies.active.get(key) if key is not None else None
         if record is not None and key is not None:
             await self._on_copy_destination(request, receive, send, key, record)
@@ -872,6 +874,16 @@ class BlobProxy:
             return response
         finally:
             self.copies.starting.discard(key)
+
+    async def _until_started(self, key: BlobKey, timeout: float = 30.0) -> None:
+        """Hold a request on a blob whose Copy Blob is being started until the copy is registered.
+
+        Azurite finishes the copy inside that request; without this a read racing it would see Azurite's
+        "success" before the emulated copy reports "pending". In Azure a copy's start is atomic to readers.
+        """
+        deadline = time.monotonic() + timeout
+        while key in self.copies.starting and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     async def _abort(self, request: BlobRequest, receive: Receive, key: BlobKey) -> Buffered:
         """Abort a pending emulated copy; Azurite checks authorization and the copy id for us."""

@@ -461,3 +461,29 @@ async def test_stop_leaves_no_azurite_process(tmp_path: Path) -> None:
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not _port_open(proxy_port)
     assert not _port_open(azurite_port)
+
+
+def test_a_copy_whose_client_gave_up_is_still_carried_out(harness: Harness) -> None:
+    """Azure starts a Copy Blob it received even when the caller is gone before the answer (a killed task)."""
+    disk = harness.source_disk("src10", "img.vhd", seed=21)
+    harness.emulator.configure(copy_seconds=0.2)
+    harness.service("beta").create_container("dst10")
+    harness.faults.add([{"service": "blob", "kind": "delay", "delay": 1.5, "operation": "CopyBlob", "count": 1}])
+    impatient = harness.service("beta", read_timeout=0.3).get_blob_client("dst10", "img.vhd")
+    with pytest.raises((ServiceRequestError, ServiceResponseError)):
+        impatient.start_copy_from_url(harness.read_sas("alpha", "src10", "img.vhd"))
+    dest = harness.service("beta").get_blob_client("dst10", "img.vhd")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            props = dest.get_blob_properties()
+        except HttpResponseError as exc:
+            assert exc.status_code == 404, exc
+            assert time.monotonic() < deadline, "the copy the client gave up on was never started"
+            time.sleep(0.2)
+            continue
+        if props.copy.status == "success":
+            break
+        assert props.copy.status == "pending" and time.monotonic() < deadline
+        time.sleep(0.2)
+    assert dest.download_blob().readall() == disk

@@ -35,6 +35,7 @@ from typing import Any
 
 from bench import memory, worlds
 from bench.baseline import BaselineResult, BaselineSettings, DistributeImages, Endpoints
+from bench.overheads import pair_overheads
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +285,8 @@ class OursRun:
     stack: dict[str, str] = field(default_factory=dict)
     #: Unmapped task id → seconds from its start to its end.
     task_seconds: dict[str, float] = field(default_factory=dict)
+    #: Per-pair timings read from the distribute tasks' logs (``bench.overheads``).
+    overheads: dict[str, Any] = field(default_factory=dict)
 
 
 def _when(value: Any) -> datetime | None:
@@ -394,6 +397,7 @@ def run_ours(
                     peaks.to_dict(),
                     described,
                     durations,
+                    pair_overheads(stack.airflow.settings.home, run_id=run_id),
                 )
             )
     return out
@@ -411,6 +415,7 @@ def ours_digest(run: OursRun) -> dict[str, Any]:
         "stack": run.stack,
         "memory": run.memory,
         "task_seconds": run.task_seconds,
+        "overheads": run.overheads,
         "stats": _stats_digest(run.stats),
     }
 
@@ -614,6 +619,23 @@ def _previous_baseline(name: str) -> dict[str, Any] | None:
     return {"from": path.name, "generated_at": data.get("generated_at"), **baseline} if baseline else None
 
 
+def overhead_figures(run: OursRun | None) -> list[Figure]:
+    """Per-pair time besides copy + image (median / p90), from the distribute tasks' logs."""
+    if run is None:
+        return []
+    rows = [
+        ("worker_part", "per pair: worker part (parse, hooks, token, upload URI, start copy, defer)"),
+        ("slot_handover", "per pair: pool slot freed → next pair's worker starts"),
+        ("trigger_part", "per pair: trigger part (copy + image creation)"),
+    ]
+    figures = []
+    for key, label in rows:
+        found = run.overheads.get(key)
+        if found:
+            figures.append(Figure(key, label, f"{found['median']} s (p90 {found['p90']} s)", None))
+    return figures
+
+
 def memory_figures(run: OursRun | None, components: tuple[str, ...]) -> list[Figure]:
     """Figures for the peak PSS of the named components and of the whole Airflow stack (local Azure apart)."""
     if run is None or not run.memory:
@@ -790,6 +812,7 @@ def scenario_p2(
                 None,
             )
         )
+    out.figures += overhead_figures(ours)
     out.figures += memory_figures(ours, AIRFLOW_COMPONENTS)
     if scaled_baseline:
         out.notes.append(f"baseline uses the original's 30 s / 45 s scaled by {copy_s:g}/{ORIGINAL_COPY_SECONDS:.0f}.")

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from bench.harness import FULL, QUICK, SCENARIOS, regenerate_results_md, run
+from bench.harness import FULL, QUICK, SCENARIOS, annotate_overheads, regenerate_results_md, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> int:
         "what",
         nargs="+",
         help=f"quick ({', '.join(QUICK)}), full ({', '.join(FULL)}), report (RESULTS.md only) or scenario names: "
-        + ", ".join(SCENARIOS),
+        + ", ".join(SCENARIOS)
+        + "; 'overheads NAME...' adds per-pair timings from the last run's task logs to those results",
     )
     parser.add_argument("--baseline-only", action="store_true", help="skip the product (no Airflow stack)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step of the baseline")
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("bench.harness").setLevel(logging.INFO)
     for noisy in ("azure", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.what[0] == "overheads":
+        for name in args.what[1:]:
+            print(annotate_overheads(name))
+        return 0
     names: list[str] = []
     for item in args.what:
         if item == "quick":

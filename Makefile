@@ -9,6 +9,7 @@ CONFIG ?= Configuration
 WORLD ?= emulator/worlds/demo.json
 PYTEST_ARGS ?=
 EXECUTOR ?= local
+DATABASE ?= sqlite
 
 .PHONY: help bootstrap browser test test-unit lint validate demo up emulator bench bench-full test-celery drills demo-retention clean
 
@@ -67,13 +68,13 @@ emulator: bootstrap
 	$(PY) -m emulator serve --world $(WORLD)
 
 demo: bootstrap
-	$(PY) -m stack demo --executor $(EXECUTOR)
+	$(PY) -m stack demo --executor $(EXECUTOR) --database $(DATABASE)
 
 demo-retention: bootstrap
 	$(PY) -m stack demo-retention --executor $(EXECUTOR)
 
 up: bootstrap
-	$(PY) -m stack up --executor $(EXECUTOR)
+	$(PY) -m stack up --executor $(EXECUTOR) --database $(DATABASE)
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -233,6 +233,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         config_dir=args.config,
         emulator_config=json.loads(args.emulator_config),
         executor=args.executor,
+        database=args.database,
     ) as stack:
         stack.azure.post("/reset-stats", {})
         stack.client.unpause(DAG_ID)
@@ -275,7 +276,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         stop["now"] = True
 
     with running_stack(
-        run_dir=run_dir, world=args.world, config_dir=args.config, port=args.port, executor=args.executor
+        run_dir=run_dir,
+        world=args.world,
+        config_dir=args.config,
+        port=args.port,
+        executor=args.executor,
+        database=args.database,
     ) as stack:
         stack.client.unpause(DAG_ID)
         print(
@@ -306,10 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         "--emulator-config", default="{}", help="JSON for the emulator's /config, e.g. '{\"copy_seconds\": 5}'"
     )
     demo.add_argument("--executor", choices=EXECUTORS, default="local", help="local (SQLite) or celery (PostgreSQL)")
+    demo.add_argument("--database", choices=DATABASES, default="sqlite", help="LocalExecutor's metadata DB")
     demo.set_defaults(func=cmd_demo)
     up = sub.add_parser("up", help="start the stack and keep it running until Ctrl-C")
     up.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_UI_PORT)))
     up.add_argument("--executor", choices=EXECUTORS, default="local", help="local (SQLite) or celery (PostgreSQL)")
+    up.add_argument("--database", choices=DATABASES, default="sqlite", help="LocalExecutor's metadata DB")
     up.set_defaults(func=cmd_up)
     from stack.retention_demo import add_parser  # noqa: PLC0415 - it imports this module back
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from bench.harness import FULL, QUICK, SCENARIOS, annotate_overheads, regenerate_results_md, run
+from bench.harness import FULL, QUICK, SCENARIOS, annotate_overheads, annotate_parse, regenerate_results_md, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         help=f"quick ({', '.join(QUICK)}), full ({', '.join(FULL)}), report (RESULTS.md only) or scenario names: "
         + ", ".join(SCENARIOS)
-        + "; 'overheads NAME...' adds per-pair timings from the last run's task logs to those results",
+        + "; 'overheads NAME...' adds per-pair timings from the last run's task logs to those results; "
+        + "'parse' measures the DAG parse again into P4",
     )
     parser.add_argument("--baseline-only", action="store_true", help="skip the product (no Airflow stack)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step of the baseline")
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("bench.harness").setLevel(logging.INFO)
     for noisy in ("azure", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.what[0] == "parse":
+        print(annotate_parse())
+        return 0
     if args.what[0] == "overheads":
         for name in args.what[1:]:
             print(annotate_overheads(name))

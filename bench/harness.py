@@ -890,10 +890,49 @@ def scenario_p4(*, labs: int = 100, images: int = 50, parse_labs: int = 1000, wi
             arm_total(stats),
             "< baseline",
         ),
-        Figure("parse_seconds", f"DAG file parse with {parse_labs} labs", parse.get("seconds"), None, "< 0.5 s", "s"),
+        *parse_figures(parse),
     ]
     out.figures += memory_figures(ours, AIRFLOW_COMPONENTS)
     return [out]
+
+
+def parse_figures(parse: Mapping[str, Any]) -> list[Figure]:
+    """The DAG parse figures: first parse (project modules imported) and a parse with them already imported."""
+    labs = parse.get("labs")
+    return [
+        Figure(
+            "parse_seconds",
+            f"DAG file parse with {labs} labs (first in a process)",
+            parse.get("seconds"),
+            None,
+            "< 0.5 s",
+            "s",
+        ),
+        Figure(
+            "parse_warm_seconds",
+            f"DAG file parse with {labs} labs (modules already imported)",
+            parse.get("warm_seconds"),
+            None,
+            "< 0.5 s",
+            "s",
+        ),
+    ]
+
+
+def annotate_parse(name: str = "P4", labs: int = 1000, results_dir: Path = RESULTS_DIR) -> Path:
+    """Measure the DAG parse again and replace the parse figures of an existing result."""
+    path = results_dir / f"{name}.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    parse = dag_parse_seconds(labs)
+    if "error" in parse:
+        raise RuntimeError(f"parse failed: {parse['error']}")
+    doc.setdefault("ours", {})["parse"] = parse
+    figures = [f for f in doc.get("figures", []) if not str(f.get("key", "")).startswith("parse_")]
+    at = next((i for i, f in enumerate(figures) if str(f.get("key", "")).startswith("memory_")), len(figures))
+    doc["figures"] = figures[:at] + [{**asdict(f), "ratio": f.ratio()} for f in parse_figures(parse)] + figures[at:]
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    regenerate_results_md(results_dir, results_dir.parent / RESULTS_MD.name)
+    return path
 
 
 def _would_distribute(run_dir: Path) -> int | None:
@@ -928,14 +967,15 @@ def dag_parse_seconds(labs: int, *, repeats: int = 3) -> dict[str, Any]:
     """Time parsing ``dags/image_factory.py`` with a ``labs``-lab labs.json (best of ``repeats``, in a subprocess)."""
     world = worlds.generate_world(labs, 5, 1)
     config_dir = worlds.write_config(RUN_DIR / "parse-config", world)
+    # Airflow itself is imported first (the dag-processor has it loaded when it parses); the first parse then pays
+    # for importing the project's modules (as a fresh parse process does), later ones find them imported.
     code = (
         "import time,sys\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
-        "best=None\n"
+        "times=[]\n"
         f"for _ in range({repeats}):\n"
-        "    t=time.perf_counter(); bag=DagBag(dag_folder=sys.argv[1]); d=time.perf_counter()-t\n"
-        "    best=d if best is None else min(best,d)\n"
-        "print(best, len(bag.dags), len(bag.import_errors))\n"
+        "    t=time.perf_counter(); bag=DagBag(dag_folder=sys.argv[1]); times.append(time.perf_counter()-t)\n"
+        "print(times[0], min(times[1:] or times), len(bag.dags), len(bag.import_errors))\n"
     )
     home = RUN_DIR / "parse-home"
     home.mkdir(parents=True, exist_ok=True)
@@ -955,8 +995,14 @@ def dag_parse_seconds(labs: int, *, repeats: int = 3) -> dict[str, Any]:
             timeout=600,
             check=True,
         )
-        best, dags, errors = proc.stdout.strip().splitlines()[-1].split()
-        return {"seconds": float(best), "dags": int(dags), "import_errors": int(errors), "labs": labs}
+        first, best, dags, errors = proc.stdout.strip().splitlines()[-1].split()
+        return {
+            "seconds": float(first),
+            "warm_seconds": float(best),
+            "dags": int(dags),
+            "import_errors": int(errors),
+            "labs": labs,
+        }
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"[:1000], "labs": labs}
 

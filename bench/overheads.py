@@ -60,7 +60,8 @@ def pair_overheads(airflow_home: Path, task_id: str = "distribute", run_id: str 
             continue
         started = next((t for t, event in lines if "started copying" in event), None)
         workers.append((lines[0][0], lines[-1][0], started))
-        trigger = _timestamps(log.with_name(log.name + ".trigger.1.log"))
+        # One file per triggerer job that ran the trigger (``<attempt log>.trigger.<job id>.log``).
+        trigger = sorted(t for part in log.parent.glob(log.name + ".trigger.*.log") for t in _timestamps(part))
         if trigger:
             triggers.append((trigger[0][0], trigger[-1][0]))
     trigger_ends = sorted(end for _, end in triggers)

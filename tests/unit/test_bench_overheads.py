@@ -32,7 +32,7 @@ def test_worker_trigger_and_handover_times(tmp_path: Path) -> None:
         [(T.format("00:37"), "start"), (T.format("00:38"), "y: started copying"), (T.format("00:43"), "")],
     )
     _log(
-        base / "map_index=1" / "attempt=1.log.trigger.1.log",
+        base / "map_index=1" / "attempt=1.log.trigger.7.log",  # the triggerer job's id, not always 1
         [(T.format("00:44"), "trigger"), (T.format("01:14"), "done")],
     )
     found = pair_overheads(tmp_path)

@@ -248,9 +248,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             stack.azure.post("/reset-stats", {})
         # Then a run triggered through the REST API, as the UI's Trigger button does.
         run_id = stack.client.trigger(DAG_ID, conf={})
+        same_day = nightly is not None and _version_of(stack, nightly) == _version_of(stack, run_id)
         print(
             f"\ntriggered {DAG_ID} run {run_id} through the REST API"
-            + (" (same day: expect no work)" if nightly else "")
+            + (" (same day as the nightly: expect no work)" if same_day else "")
+            + (" (a new day since the nightly slot: a new version is captured)" if nightly and not same_day else "")
         )
         started = time.monotonic()
         run = follow_run(stack, run_id)
@@ -259,6 +261,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not ok:
             print(f"logs: {stack.airflow.log_dir} and {stack.airflow.settings.home / 'task-logs'}", file=sys.stderr)
         return 0 if ok else 1
+
+
+def _version_of(stack: Stack, run_id: str) -> str:
+    """Return the UTC day of a run's logical date (the catalogue version it works on)."""
+    return str(stack.client.dag_run(DAG_ID, run_id).get("logical_date") or "")[:10]
 
 
 def pool_slots(stack: Stack) -> int | str:

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not ok:
             print(f"logs: {stack.airflow.log_dir} and {stack.airflow.settings.home / 'task-logs'}", file=sys.stderr)
         return 0 if ok else 1
+
+
+def nightly_logical_date(stack: Stack) -> datetime | None:
+    """Return the logical date of the latest scheduled (nightly) run, or None before there is one."""
+    runs = [r for r in stack.client.dag_runs(DAG_ID) if r.get("run_type") == "scheduled" and r.get("logical_date")]
+    if not runs:
+        return None
+    return max(datetime.fromisoformat(str(r["logical_date"]).replace("Z", "+00:00")) for r in runs)
+
+
+def same_night(stack: Stack) -> str | None:
+    """Return a fresh logical date on the nightly run's day, so a manual run works on the nightly's version.
+
+    Between midnight and the nightly slot (02:00 UTC) the latest nightly is yesterday's: a manual run without a
+    logical date then captures and distributes today's version. Tests and drills that mean "the same night again"
+    pass this instead (one minute later per run already there, as logical dates are unique per DAG).
+    """
+    nightly = nightly_logical_date(stack)
+    if nightly is None:
+        return None
+    return (nightly + timedelta(minutes=len(stack.client.dag_runs(DAG_ID)))).isoformat()
 
 
 def _version_of(stack: Stack, run_id: str) -> str:

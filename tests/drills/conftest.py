@@ -14,7 +14,7 @@ import pytest
 from azure.identity import ClientSecretCredential
 from azure.mgmt.devtestlabs import DevTestLabsClient
 
-from stack.__main__ import DAG_ID, Stack, follow_run, running_stack, verify_report
+from stack.__main__ import DAG_ID, Stack, follow_run, running_stack, same_night, verify_report
 from tests.drills import invariants
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,8 +119,12 @@ def wait_scheduled_run_done(stack: Stack, settle: float = 8) -> None:
 
 
 def trigger(stack: Stack, conf: dict[str, Any] | None = None) -> str:
-    """Trigger image_factory through the REST API as the UI does; return the run id."""
-    return stack.client.trigger(DAG_ID, conf=conf or {})
+    """Trigger image_factory through the REST API as the UI does; return the run id.
+
+    The run gets a logical date on the nightly run's day: a drill means "the same night again", also when it runs
+    between midnight and the nightly slot.
+    """
+    return stack.client.trigger(DAG_ID, conf=conf or {}, logical_date=same_night(stack))
 
 
 def wait(stack: Stack, run_id: str, timeout: float = 900) -> dict[str, Any]:

@@ -16,7 +16,15 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from emulator.vhd import make_disk
-from stack.__main__ import DAG_ID, Stack, follow_run, verify_report, wait_for_scheduled_run
+from stack.__main__ import (
+    DAG_ID,
+    Stack,
+    follow_run,
+    nightly_logical_date,
+    same_night,
+    verify_report,
+    wait_for_scheduled_run,
+)
 from stack.rest import TERMINAL_RUN_STATES
 from tests.e2e.conftest import EXTRA_LAB, lab_images, run_to_end
 
@@ -26,23 +34,6 @@ pytestmark = pytest.mark.e2e
 OLD = datetime.now(UTC).date() - timedelta(days=2)
 OLD_NAME = f"Ubuntu_Ubuntu2204-{OLD.strftime('%b')}-{OLD.day}-{OLD.year}"
 TARGET_LABS = ("DevLab", "TestLab", "QALab")
-
-
-def nightly_logical_date(stack: Stack) -> datetime:
-    """The logical date of the nightly run the first test followed (its day is the version it captured)."""
-    runs = [r for r in stack.client.dag_runs(DAG_ID) if r.get("run_type") == "scheduled"]
-    assert runs, "the nightly run of the first test is missing"
-    return max(datetime.fromisoformat(str(r["logical_date"]).replace("Z", "+00:00")) for r in runs)
-
-
-def same_night(stack: Stack, minutes: int) -> str:
-    """A logical date on the nightly run's day, so a manual run works on the same version.
-
-    Without it, a module that runs between midnight and the nightly slot (02:00 UTC) compares yesterday's nightly
-    version with a manual run of today's: a new version, captured and distributed — right, but not what these
-    tests are about.
-    """
-    return (nightly_logical_date(stack) + timedelta(minutes=minutes)).isoformat()
 
 
 def uploads_blobs(state: dict[str, Any]) -> list[str]:
@@ -115,7 +106,7 @@ def test_nightly_run_on_unpause_distributes_every_pair_and_the_pool_caps_copies(
 def test_second_trigger_with_the_same_conf_does_no_work(stack: Stack) -> None:
     before = stack.azure.state()
     stack.azure.post("/reset-stats", {})
-    run = run_to_end(stack, logical_date=same_night(stack, 1))
+    run = run_to_end(stack, logical_date=same_night(stack))
     assert run["state"] == "success", run
     stats = stack.azure.stats()
     assert stats["copies"]["started"] == 0
@@ -142,7 +133,7 @@ def test_dry_run_for_a_new_lab_reports_and_changes_nothing(stack: Stack, config_
     before = stack.azure.state()
     stack.azure.post("/reset-stats", {})
     run_id = stack.client.trigger(
-        DAG_ID, conf={"dry_run": True, "labs": [EXTRA_LAB["name"]]}, logical_date=same_night(stack, 2)
+        DAG_ID, conf={"dry_run": True, "labs": [EXTRA_LAB["name"]]}, logical_date=same_night(stack)
     )
     run = follow_run(stack, run_id, timeout=300)
     assert run["state"] == "success", run
@@ -159,7 +150,7 @@ def test_dry_run_for_a_new_lab_reports_and_changes_nothing(stack: Stack, config_
 def test_params_limit_a_run_to_some_labs_and_paths(stack: Stack) -> None:
     before = lab_images(stack.azure.state())
     run = run_to_end(
-        stack, conf={"labs": [EXTRA_LAB["name"]], "image_paths": ["Win2016"]}, logical_date=same_night(stack, 3)
+        stack, conf={"labs": [EXTRA_LAB["name"]], "image_paths": ["Win2016"]}, logical_date=same_night(stack)
     )
     assert run["state"] == "success", run
     after = lab_images(stack.azure.state())
@@ -196,7 +187,9 @@ def test_backfill_after_adding_a_lab_brings_it_the_retained_versions(stack: Stac
         time.sleep(3)
     assert all(r["state"] == "success" for r in runs), runs
 
-    nightly = nightly_logical_date(stack).date().isoformat()
+    night = nightly_logical_date(stack)
+    assert night is not None, "the nightly run of the first test is missing"
+    nightly = night.date().isoformat()
     state = stack.azure.state()
     after = lab_images(state)
     staging = after[EXTRA_LAB["name"]]

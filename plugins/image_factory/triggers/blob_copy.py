@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -34,6 +35,29 @@ CopyTarget = Literal["factory", "lab"]
 CLASSPATH = "image_factory.triggers.blob_copy.BlobCopyTrigger"
 #: Consecutive failed status reads (after the SDK's own retries) a copy watch rides out before giving up.
 TRANSIENT_READ_FAILURES = 5
+
+
+def retry_after_seconds(exc: BaseException, now: float | None = None) -> float:
+    """Return the wait a failed response's ``Retry-After`` (seconds or an HTTP date) asks for; 0 without one."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("retry-after-ms") or headers.get("x-ms-retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            return 0.0
+        return max(0.0, when - (time.time() if now is None else now))
 
 
 class BlobCopyTrigger(BaseTrigger):
@@ -187,7 +211,9 @@ class BlobCopyTrigger(BaseTrigger):
                     failures,
                     TRANSIENT_READ_FAILURES,
                 )
-                await asyncio.sleep(max(0.0, min(schedule.next_delay(time.time()), self.deadline - time.time())))
+                # A throttled read (429/503) says when to come back: never sooner than its Retry-After.
+                delay = max(schedule.next_delay(time.time()), retry_after_seconds(exc))
+                await asyncio.sleep(max(0.0, min(delay, self.deadline - time.time())))
                 if time.time() >= self.deadline:
                     raise
                 continue

@@ -927,12 +927,7 @@ def annotate_parse(name: str = "P4", labs: int = 1000, results_dir: Path = RESUL
     if "error" in parse:
         raise RuntimeError(f"parse failed: {parse['error']}")
     doc.setdefault("ours", {})["parse"] = parse
-    figures = [f for f in doc.get("figures", []) if not str(f.get("key", "")).startswith("parse_")]
-    at = next((i for i, f in enumerate(figures) if str(f.get("key", "")).startswith("memory_")), len(figures))
-    doc["figures"] = figures[:at] + [{**asdict(f), "ratio": f.ratio()} for f in parse_figures(parse)] + figures[at:]
-    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    regenerate_results_md(results_dir, results_dir.parent / RESULTS_MD.name)
-    return path
+    return _replace_figures(path, doc, parse_figures(parse))
 
 
 def _would_distribute(run_dir: Path) -> int | None:
@@ -1106,14 +1101,18 @@ def annotate_overheads(name: str, results_dir: Path = RESULTS_DIR, run_dir: Path
     if found.get("worker_part") is None:
         raise FileNotFoundError(f"no distribute task logs under {home}: run the scenario again")
     doc.setdefault("ours", {})["overheads"] = found
-    keys = {"worker_part", "slot_handover", "trigger_part"}
-    run = OursRun("", 0.0, {}, overheads=found)
+    added = overhead_figures(OursRun("", 0.0, {}, overheads=found))
+    return _replace_figures(path, doc, added)
+
+
+def _replace_figures(path: Path, doc: dict[str, Any], added: list[Figure]) -> Path:
+    """Put ``added`` in place of the figures with their keys (before the memory ones), write, regenerate RESULTS.md."""
+    keys = {f.key for f in added}
     figures = [f for f in doc.get("figures", []) if f.get("key") not in keys]
     at = next((i for i, f in enumerate(figures) if str(f.get("key", "")).startswith("memory_")), len(figures))
-    added = [{**asdict(f), "ratio": f.ratio()} for f in overhead_figures(run)]
-    doc["figures"] = figures[:at] + added + figures[at:]
+    doc["figures"] = figures[:at] + [{**asdict(f), "ratio": f.ratio()} for f in added] + figures[at:]
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    regenerate_results_md(results_dir, results_dir.parent / RESULTS_MD.name)
+    regenerate_results_md(path.parent, path.parent.parent / RESULTS_MD.name)
     return path
 
 

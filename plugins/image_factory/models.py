@@ -65,29 +65,6 @@ class LabRef:
 
 
 @dataclass(frozen=True)
-class FactorySettings:
-    """``Configuration/factory.json``: what the PowerShell scripts took as build parameters."""
-
-    subscription_id: str
-    resource_group: str
-    lab_name: str
-    max_concurrent_jobs: int = 20
-    images_to_save: int = 2
-    schedule: str = "0 2 * * *"
-    pool: str = "image_distribution"
-    container: str = "imagefactoryvhds"
-    arm_conn_id: str = "image_factory_arm"
-    storage_conn_id: str = "image_factory_storage"
-    copy_timeout_minutes: int = 240
-    image_timeout_minutes: int = 60
-    read_sas_hours: int = 4
-    disk_access_seconds: int = 3600
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
-
-@dataclass(frozen=True)
 class ImageVersion:
     """One catalogued image version: a VHD + its JSON sidecar in the factory's storage."""
 

@@ -24,9 +24,9 @@ from azure.core.exceptions import HttpResponseError
 
 from image_factory import imagepaths, naming
 from image_factory.catalogue import build_catalogue, parse_sidecar, parse_timestamp
-from image_factory.config import Configuration, load_configuration
+from image_factory.configuration import Configuration, FactorySettings, load_configuration
 from image_factory.exceptions import AzureRequestError, ConfigurationError, ImageFactoryError
-from image_factory.models import IMAGE_PATH_TAG, FactorySettings, ImageVersion, LabInventory, LabRef, Plan
+from image_factory.models import IMAGE_PATH_TAG, ImageVersion, LabInventory, LabRef, Plan
 from image_factory.redact import redact
 from image_factory.retention import Decision, RetentionPlan, VmFacts, cleanup_plan, render_table, retention_plan
 from image_factory.settings import config_dir, report_dir

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from image_factory import imagepaths, naming
-from image_factory.config import Configuration, load_configuration
+from image_factory.configuration import Configuration, load_configuration
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
 from image_factory.models import LabInventory, LabRef, Pair, Plan
 from image_factory.settings import config_dir, report_dir

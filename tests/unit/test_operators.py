@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
+from image_factory.configuration import FactorySettings
 from image_factory.exceptions import CaptureError, CopyFailedError, ForbiddenError, ImageCreationError
 from image_factory.hooks import storage as storage_mod
 from image_factory.hooks.storage import CopyState
-from image_factory.models import FactorySettings, LabImage
+from image_factory.models import LabImage
 from image_factory.operators import capture, distribute
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from image_factory.models import FactorySettings
+from image_factory.configuration import FactorySettings
 
 
 def factory_settings() -> FactorySettings:
     """Load factory.json from the configured folder (a local file read) at execution time."""
-    from image_factory.config import load_factory_settings  # noqa: PLC0415 - keep DAG parsing light
+    from image_factory.configuration import load_factory_settings  # noqa: PLC0415 - keep DAG parsing light
     from image_factory.settings import config_dir  # noqa: PLC0415
 
     return load_factory_settings(config_dir())

@@ -17,9 +17,9 @@ from image_factory.settings import DEFAULT_POLL_SECONDS, MIN_TRIGGER_SECONDS
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from image_factory.configuration import FactorySettings
     from image_factory.hooks.compute import FactoryComputeHook
     from image_factory.hooks.storage import FactoryStorageHook
-    from image_factory.models import FactorySettings
 
 REQUIRED_JOB_KEYS = ("vm_name", "image_path", "image_name", "version", "os_type", "sysprep")
 

@@ -23,8 +23,8 @@ from image_factory.settings import DEFAULT_POLL_SECONDS, MIN_TRIGGER_SECONDS
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from image_factory.configuration import FactorySettings
     from image_factory.hooks.devtestlabs import DevTestLabsHook
-    from image_factory.models import FactorySettings
 
 REQUIRED_PAIR_KEYS = ("lab_name", "subscription_id", "resource_group", "image_name", "image_path", "version")
 #: HTTP statuses that no retry will fix.

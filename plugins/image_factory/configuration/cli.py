@@ -1,4 +1,4 @@
-"""Check a configuration folder: ``python -m image_factory.validate [DIR]`` (``make validate``).
+"""Check a configuration folder: ``python -m image_factory.configuration [DIR]`` (``make validate``).
 
 Exit status 0 when the configuration is valid (warnings are printed but allowed), 1 when it has errors, 2 on a
 usage error. Errors and warnings go to stderr as ``file:line: location: message``; the summary to stdout.
@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from image_factory.config import Report, validate_configuration
+from image_factory.configuration.findings import Report
+from image_factory.configuration.validator import validate_configuration
 from image_factory.settings import config_dir as default_config_dir
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m image_factory.validate",
+        prog="python -m image_factory.configuration",
         description="Validate labs.json, factory.json and GoldenImages/ of an Image Factory configuration.",
     )
     parser.add_argument(
@@ -62,7 +63,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = validate_configuration(config_dir)
     (_print_json if args.json else _print_text)(report)
     return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Tests of ``python -m image_factory.validate`` run as a subprocess (exit status, stdout, stderr)."""
+"""Tests of ``python -m image_factory.configuration`` run as a subprocess (exit status, stdout, stderr)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = Path(__file__).parent / "fixtures" / "config"
+from tests.unit.configuration.conftest import FIXTURES, REPO
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -21,7 +18,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     environ["PYTHONPATH"] = str(REPO / "plugins")
     environ.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "image_factory.validate", *args],
+        [sys.executable, "-m", "image_factory.configuration", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -29,13 +26,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         timeout=120,
         check=False,
     )
-
-
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    target = tmp_path / "Configuration"
-    shutil.copytree(FIXTURES / "valid", target)
-    return target
 
 
 def test_repository_configuration_passes() -> None:

@@ -1,0 +1,113 @@
+"""factory.json: the factory lab and the run settings, one model (FactorySettings) and one loader for them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from croniter import croniter
+
+from image_factory.configuration.findings import Collector
+from image_factory.configuration.reader import MAX_SETTINGS_BYTES, file_or_found, find_settings_file, read_json
+from image_factory.configuration.scanner import JsonPath
+from image_factory.configuration.schema import FACTORY_SCHEMA, canonical_keys, check_schema
+from image_factory.exceptions import ConfigurationError
+
+FACTORY_FILE_NAME = "factory.json"
+
+
+@dataclass(frozen=True)
+class FactorySettings:
+    """``factory.json``: what the PowerShell scripts took as build parameters.
+
+    The defaults are the ones ``schemas/factory.schema.json`` documents (a test keeps the two equal).
+    """
+
+    subscription_id: str
+    resource_group: str
+    lab_name: str
+    max_concurrent_jobs: int = 20
+    images_to_save: int = 2
+    schedule: str = "0 2 * * *"
+    pool: str = "image_distribution"
+    container: str = "imagefactoryvhds"
+    arm_conn_id: str = "image_factory_arm"
+    storage_conn_id: str = "image_factory_storage"
+    copy_timeout_minutes: int = 240
+    image_timeout_minutes: int = 60
+    read_sas_hours: int = 4
+    disk_access_seconds: int = 3600
+
+
+#: factory.json paths → FactorySettings fields.
+FACTORY_FIELDS: dict[JsonPath, str] = {
+    ("Factory", "SubscriptionId"): "subscription_id",
+    ("Factory", "ResourceGroup"): "resource_group",
+    ("Factory", "LabName"): "lab_name",
+    ("MaxConcurrentJobs",): "max_concurrent_jobs",
+    ("ImagesToSave",): "images_to_save",
+    ("Schedule",): "schedule",
+    ("Pool",): "pool",
+    ("Container",): "container",
+    ("Connections", "Arm"): "arm_conn_id",
+    ("Connections", "FactoryStorage"): "storage_conn_id",
+    ("Timeouts", "CopyMinutes"): "copy_timeout_minutes",
+    ("Timeouts", "ImageMinutes"): "image_timeout_minutes",
+    ("ReadSasHours",): "read_sas_hours",
+    ("DiskAccessSeconds",): "disk_access_seconds",
+}
+
+
+def find_factory_file(config_dir: str | os.PathLike[str]) -> Path:
+    """Return the factory.json of a configuration folder (any casing)."""
+    return find_settings_file(
+        config_dir,
+        (FACTORY_FILE_NAME,),
+        label=FACTORY_FILE_NAME,
+        purpose="it names the factory lab and the run settings",
+    )
+
+
+def _valid_cron(expr: str) -> bool:
+    expr = expr.strip()
+    if not expr.startswith("@") and len(expr.split()) != 5:
+        return False
+    return bool(croniter.is_valid(expr))
+
+
+def _settings_from_doc(doc: dict[str, Any]) -> FactorySettings:
+    values: dict[str, Any] = {}
+    for path, name in FACTORY_FIELDS.items():
+        node: Any = doc
+        for step in path:
+            node = node.get(step) if isinstance(node, dict) else None
+        if node is not None:
+            values[name] = int(node) if isinstance(node, float) else node
+    return FactorySettings(**values)
+
+
+def check_factory(factory_file: Path) -> tuple[Collector, FactorySettings | None]:
+    """Check factory.json; return its findings and its settings (None when it has errors)."""
+    col = Collector(factory_file)
+    ok, doc = read_json(col, MAX_SETTINGS_BYTES)
+    if not ok:
+        return col, None
+    doc = canonical_keys(doc, FACTORY_SCHEMA)
+    schema_ok = check_schema(col, doc, FACTORY_SCHEMA)
+    schedule = doc.get("Schedule") if isinstance(doc, dict) else None
+    if isinstance(schedule, str) and not _valid_cron(schedule):
+        col.add(("Schedule",), f"{schedule!r} is not a valid five-field cron expression (e.g. '0 2 * * *')")
+    if not schema_ok or col.errors:
+        return col, None
+    return col, _settings_from_doc(doc)
+
+
+def load_factory_settings(path_or_dir: str | os.PathLike[str]) -> FactorySettings:
+    """Load factory.json (a file, or the folder holding it); raise ConfigurationError if invalid."""
+    path = file_or_found(path_or_dir, find_factory_file)
+    col, settings = check_factory(path)
+    if col.errors or settings is None:
+        raise ConfigurationError(f"{path} is invalid", [str(f) for f in col.errors])
+    return settings

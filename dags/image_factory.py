@@ -33,17 +33,20 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from image_factory import retire as retirement
 from image_factory import settings, tasks
+from image_factory.configuration import parse_time_settings
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
 from image_factory.operators.retire import RetireOperator
 
 POLL = "{{ params.copy_poll_seconds }}"
+#: factory.json read once per parse with the tasks' reader (its defaults when it cannot be used).
+FACTORY = parse_time_settings()
 
 with DAG(
     dag_id=settings.DAG_ID,
     description="Capture golden image VMs and distribute them to DevTest Labs",
-    schedule=settings.parse_time_schedule(),
+    schedule=FACTORY.schedule,
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -133,7 +136,7 @@ with DAG(
         CaptureVmOperator.partial(
             task_id="capture_vm",
             # Captures are copies too: they share MaxConcurrentJobs with distribution.
-            pool=settings.parse_time_pool(),
+            pool=FACTORY.pool,
             poll_interval=POLL,
             map_index_template="{{ task.job['vm_name'] }}",
         ).expand(job=jobs)
@@ -185,14 +188,14 @@ with DAG(
     pairs = plan()
     distribute = DistributeImageOperator.partial(
         task_id="distribute",
-        pool=settings.parse_time_pool(),
+        pool=FACTORY.pool,
         map_index_template="{{ task.pair['lab_name'] }} / {{ task.pair['image_name'] }}",
         retries=settings.DISTRIBUTE_RETRIES,
         poll_interval=POLL,
     ).expand(pair=pairs)
     regional = DistributeImageOperator.partial(
         task_id="distribute_regional",
-        pool=settings.parse_time_pool(),
+        pool=FACTORY.pool,
         map_index_template="{{ task.pair['lab_name'] }} / {{ task.pair['image_name'] }}",
         retries=settings.DISTRIBUTE_RETRIES,
         poll_interval=POLL,
@@ -222,7 +225,7 @@ with DAG(
 
         deleted = RetireOperator.partial(
             task_id="delete",
-            pool=settings.parse_time_pool(),
+            pool=FACTORY.pool,
             map_index_template="{{ task.deletion['where'] }} / {{ task.deletion['name'] }}",
         ).expand(deletion=decide())
 

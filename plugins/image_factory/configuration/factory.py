@@ -1,7 +1,13 @@
-"""factory.json: the factory lab and the run settings, one model (FactorySettings) and one loader for them."""
+"""factory.json: the factory lab and the run settings, one model (FactorySettings) and one loader for them.
+
+The DAG file reads it at parse time through :func:`parse_time_settings` and every task at run time through
+:func:`load_factory_settings`: the same reader and the same checks, so the schedule and the pool the DAG is
+parsed with are the ones its tasks run with.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +20,9 @@ from image_factory.configuration.reader import MAX_SETTINGS_BYTES, file_or_found
 from image_factory.configuration.scanner import JsonPath
 from image_factory.configuration.schema import FACTORY_SCHEMA, canonical_keys, check_schema
 from image_factory.exceptions import ConfigurationError
+from image_factory.settings import config_dir
+
+log = logging.getLogger(__name__)
 
 FACTORY_FILE_NAME = "factory.json"
 
@@ -111,3 +120,18 @@ def load_factory_settings(path_or_dir: str | os.PathLike[str]) -> FactorySetting
     if col.errors or settings is None:
         raise ConfigurationError(f"{path} is invalid", [str(f) for f in col.errors])
     return settings
+
+
+def parse_time_settings(folder: str | os.PathLike[str] | None = None) -> FactorySettings:
+    """Return factory.json's settings for the DAG file, read as the tasks read them; never raise.
+
+    A local read (no network), checked like :func:`load_factory_settings`. When the file is missing or invalid
+    the DAG still imports with the defaults (a warning is logged) and its tasks fail at run time, naming what to
+    fix; the factory lab's fields are then empty strings, as nothing at parse time uses them.
+    """
+    folder = config_dir() if folder is None else folder
+    try:
+        return load_factory_settings(folder)
+    except Exception as exc:  # whatever goes wrong, the DAG must import: the tasks report it at run time
+        log.warning("Using the default schedule and pool: factory.json in %s cannot be used: %s", folder, exc)
+        return FactorySettings(subscription_id="", resource_group="", lab_name="")

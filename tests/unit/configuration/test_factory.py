@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,13 @@ import pytest
 from image_factory.configuration import (
     FactorySettings,
     load_factory_settings,
+    parse_time_settings,
     schema,
     validate_configuration,
 )
 from image_factory.configuration.factory import FACTORY_FIELDS
 from image_factory.exceptions import ConfigurationError
-from tests.unit.configuration.conftest import only, with_case
+from tests.unit.configuration.conftest import REPO, only, with_case
 
 FACTORY_CASES = [
     ("bad_cron", "Schedule", 7, "'0 25 * * *' is not a valid five-field cron expression"),
@@ -104,3 +106,94 @@ def test_schema_defaults_are_the_model_defaults() -> None:
         name: default for name, default in model.items() if default is not dataclasses.MISSING
     }
     assert set(FACTORY_FIELDS.values()) == set(model), "every FactorySettings field is read from factory.json"
+
+
+# --- parse time and run time read the same factory.json -------------------------------------------------
+
+#: A factory.json the validator accepts but a plain ``json.loads`` of ``factory.json`` misses: another file name,
+#: a byte order mark, keys in another casing.
+POWERSHELL_FACTORY = {
+    "factory": {"SubscriptionId": "11111111-1111-4111-8111-111111111111", "resourceGroup": "rg-f", "LabName": "F"},
+    "Schedule": "0 3 * * *",
+    "pool": "nightly_copies",
+}
+WRITTEN_AS = [("Factory.json", "utf-8-sig"), ("FACTORY.JSON", "utf-16"), ("factory.json", "utf-8-sig")]
+
+
+def write_factory(cfg: Path, name: str, encoding: str, doc: dict[str, Any] = POWERSHELL_FACTORY) -> Path:
+    (cfg / "factory.json").unlink()
+    path = cfg / name
+    path.write_bytes(json.dumps(doc, indent=2).encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize(("name", "encoding"), WRITTEN_AS[:2])
+def test_a_dag_parsed_from_a_valid_factory_json_has_its_schedule_and_pool(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch, name: str, encoding: str
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    write_factory(cfg, name, encoding)
+    assert validate_configuration(cfg).ok, [str(f) for f in validate_configuration(cfg).errors]
+    at_run_time = load_factory_settings(cfg)
+    assert (at_run_time.schedule, at_run_time.pool) == ("0 3 * * *", "nightly_copies")
+
+    monkeypatch.setenv("IMAGE_FACTORY_CONFIG_DIR", str(cfg))
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.dags["image_factory"]
+    assert dag.schedule == at_run_time.schedule
+    assert dag.task_dict["distribute"].pool == at_run_time.pool
+    assert {task.pool for task in dag.tasks} - {"default_pool"} == {at_run_time.pool}
+
+
+def test_a_dag_parsed_from_an_invalid_factory_json_still_imports(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    with_case(cfg, "factory", "bad_cron")
+    monkeypatch.setenv("IMAGE_FACTORY_CONFIG_DIR", str(cfg))
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.dags["image_factory"]
+    assert (dag.schedule, dag.task_dict["distribute"].pool) == ("0 2 * * *", "image_distribution")
+
+
+@pytest.mark.parametrize(("name", "encoding"), WRITTEN_AS)
+def test_parse_time_settings_are_the_run_time_settings(cfg: Path, name: str, encoding: str) -> None:
+    write_factory(cfg, name, encoding)
+    assert parse_time_settings(cfg) == load_factory_settings(cfg)
+    assert parse_time_settings(cfg).pool == "nightly_copies"
+
+
+def test_parse_time_settings_read_the_configured_folder(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_factory(cfg, "Factory.json", "utf-8-sig")
+    monkeypatch.setenv("IMAGE_FACTORY_CONFIG_DIR", str(cfg))
+    assert parse_time_settings().schedule == "0 3 * * *"
+
+
+def _break_factory(cfg: Path, how: str) -> Path:
+    if how == "missing file":
+        (cfg / "factory.json").unlink()
+    elif how == "invalid cron":
+        with_case(cfg, "factory", "bad_cron")
+    elif how == "not JSON":
+        (cfg / "factory.json").write_bytes(b"\xef\xbb\xbf{")
+    else:
+        return cfg / "no-such-folder"
+    return cfg
+
+
+@pytest.mark.parametrize("how", ["missing file", "invalid cron", "not JSON", "missing folder"])
+def test_parse_time_falls_back_to_the_defaults_with_a_warning(
+    cfg: Path, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    folder = _break_factory(cfg, how)
+    with pytest.raises(ConfigurationError):
+        load_factory_settings(folder)  # the tasks refuse it at run time
+    with caplog.at_level(logging.WARNING, logger="image_factory.configuration.factory"):
+        settings = parse_time_settings(folder)
+    defaults = FactorySettings(subscription_id="", resource_group="", lab_name="")
+    assert settings == defaults
+    assert (settings.schedule, settings.pool) == ("0 2 * * *", "image_distribution")
+    (record,) = caplog.records
+    assert "Using the default schedule and pool" in record.getMessage() and str(folder) in record.getMessage()

@@ -19,8 +19,9 @@ from image_factory.capture_rules import select_candidates
 from image_factory.catalogue import Catalogue, build_catalogue
 from image_factory.config import Configuration
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
+from image_factory.fanout import fanout_waves
 from image_factory.models import LabInventory, LabRef, Pair, Plan
-from image_factory.planner import fanout_waves, plan
+from image_factory.planner import plan
 from image_factory.redact import mask
 from image_factory.report import build_matrix, plan_table
 from image_factory.run_context import RunContext, RunParams, fails_fast

@@ -19,7 +19,7 @@ from bench.baseline import (
 )
 from bench.worlds import generate_world, image_paths, seed_catalogue, write_world
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FACTORY_SUB = "11111111-1111-4111-8111-111111111111"
 
 

@@ -19,8 +19,8 @@ from bench.measure import (
     arm_total,
     baseline_facts,
     baseline_settings,
+    measure_baseline,
     operation_count,
-    run_baseline,
     stats_digest,
     while_pending,
     world_facts,
@@ -156,7 +156,7 @@ def scenario_p1_p3(*, labs: int = 20, images: int = 10, with_ours: bool = True) 
             "baseline": baseline_facts(settings, scaled=True),
             "ours_conf": dict(DISTRIBUTE_ONLY),
         }
-    (first, first_stats), (second, second_stats) = run_baseline(RUN_DIR / "p1-baseline", world, settings, runs=2)
+    (first, first_stats), (second, second_stats) = measure_baseline(RUN_DIR / "p1-baseline", world, settings, runs=2)
     p1.baseline = {"summary": first.summary(), "stats": stats_digest(first_stats)}
     p3.baseline = {"summary": second.summary(), "stats": stats_digest(second_stats)}
     runs: list[OursRun] = []

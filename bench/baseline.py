@@ -625,8 +625,3 @@ class DistributeImages:
                 client.close()
             self._clients.clear()
         return self.result
-
-
-def run_baseline(endpoints: Endpoints, settings: BaselineSettings) -> BaselineResult:
-    """Run the ported DistributeImages once."""
-    return DistributeImages(endpoints, settings).run()

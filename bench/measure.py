@@ -79,7 +79,7 @@ def run_baseline_once(azure: Any, settings: BaselineSettings) -> tuple[BaselineR
     return result, azure.stats()
 
 
-def run_baseline(
+def measure_baseline(
     run_dir: Path, world: Mapping[str, Any], settings: BaselineSettings, *, runs: int = 1
 ) -> list[tuple[BaselineResult, dict[str, Any]]]:
     """Run the baseline ``runs`` times in a row on a fresh, seeded local Azure; return each result and statistics."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench import worlds
-from bench.measure import RUN_DIR, baseline_settings, run_baseline, stats_digest, world_facts
+from bench.measure import RUN_DIR, baseline_settings, measure_baseline, stats_digest, world_facts
 from bench.ours import DISTRIBUTE_ONLY, ours_side
 from bench.report import Figure, Outcome, compared
 
@@ -36,7 +36,7 @@ def scenario_p5(
     out = Outcome("P5", f"Cross-region bytes, {regions} regions x {labs_per_region} labs, {images} images")
     out.world = world_facts(labs, images, regions)
     settings = baseline_settings(labs_doc, jobs=20, copy_seconds=2.0, scaled=True)
-    [(result, stats)] = run_baseline(RUN_DIR / "p5-baseline", world, settings)
+    [(result, stats)] = measure_baseline(RUN_DIR / "p5-baseline", world, settings)
     out.baseline = {
         "summary": result.summary(),
         "stats": stats_digest(stats),

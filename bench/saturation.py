@@ -15,7 +15,7 @@ from bench.measure import (
     baseline_facts,
     baseline_settings,
     makespan,
-    run_baseline,
+    measure_baseline,
     stats_digest,
     world_facts,
 )
@@ -86,7 +86,7 @@ def _baseline_side(
         out.notes.append(f"baseline: reused from {previous['from']} ({previous.get('generated_at')}), same world.")
         return BaselineMeasures.from_result(previous)
     if run:
-        [(result, stats)] = run_baseline(RUN_DIR / f"{out.name.lower()}-baseline", world, settings)
+        [(result, stats)] = measure_baseline(RUN_DIR / f"{out.name.lower()}-baseline", world, settings)
         out.baseline = {"summary": result.summary(), "stats": stats_digest(stats), "makespan": makespan(result)}
         return BaselineMeasures.from_run(result, stats)
     out.notes.append(

@@ -235,7 +235,8 @@ def _verify_document(run: RunContext, result: Plan) -> dict[str, Any]:
         log.info("Dry run: this is what a real run would do:\n%s", document["plan_table"])
         log.info("Labs now:\n%s", matrix_text)
         document["would_distribute"] = [p.label for p in result.pairs]
-        document["problems"] = []
+        # A lab that cannot be read would fail the real run too: a dry run says so.
+        document["problems"] = matrix.lab_problems()
     else:
         log.info("Labs after the run:\n%s", matrix_text)
         document["problems"] = matrix.problems()
@@ -252,7 +253,9 @@ def verify(run: RunContext) -> dict[str, Any]:
     log.info("Report written to %s", path)
     problems = document["problems"]
     if problems:
-        raise ImageFactoryError("Some labs miss images they should have:" + "".join(f"\n  - {p}" for p in problems))
+        raise ImageFactoryError(
+            "Some labs cannot be read or miss images they should have:" + "".join(f"\n  - {p}" for p in problems)
+        )
     return {
         "dry_run": run.params.dry_run,
         "expected": len(result.expected),

@@ -386,6 +386,7 @@ def test_labs_without_access_fail_clearly_and_the_others_complete(access_stack: 
         cell = cells[lab]["Ubuntu/Ubuntu2204.json"]
         assert cell["state"] == "skipped" and cell["detail"].startswith(why), f"verify must explain {lab}: {cell}"
         assert lab in report["plan_table"], "the plan names the skipped lab"
+        assert any(p.startswith(f"{lab}: ") for p in report["problems"]), f"a lab it cannot read is a problem: {lab}"
     assert not any(p.startswith(("DevLab", "TestLab", "QALab")) for p in report["problems"]), problems
     invariants.assert_invariants(state, report)
     distribute_log = task_log(access_stack, run_id, "distribute")

@@ -41,12 +41,17 @@ class FakeArm:
 
     images: dict[str, tuple[LabImage, ...]] = field(default_factory=dict)
     inventoried: list[str] = field(default_factory=list)
+    #: lab name → (status, message) for labs Azure does not let the factory read.
+    unreadable: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def get_lab(self, subscription_id: str, resource_group: str, lab_name: str) -> Any:
         return SimpleNamespace(location="westeurope")
 
     def inventory(self, lab: LabRef, *, locate: bool = True) -> LabInventory:
         self.inventoried.append(lab.lab_name)
+        if lab.lab_name in self.unreadable:
+            status, message = self.unreadable[lab.lab_name]
+            return LabInventory(lab=lab, status=status, message=message)  # type: ignore[arg-type]
         return LabInventory(
             lab=lab,
             status="ok",
@@ -159,7 +164,7 @@ def test_verify_names_what_is_missing_and_writes_the_report(tmp_path: Path, monk
     ti = FakeTi()
     tasks.plan_distribution(_run(ti))
     ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
-    with pytest.raises(ImageFactoryError, match="Some labs miss images") as failed:
+    with pytest.raises(ImageFactoryError, match="Some labs cannot be read or miss images") as failed:
         tasks.verify(_run(ti))
     assert "DevLab" in str(failed.value)
     assert "TestLab" in str(failed.value)
@@ -171,3 +176,44 @@ def test_regional_pairs_come_from_plans_xcom() -> None:
     ti.store[(tasks.PLAN_TASK_ID, tasks.REGIONAL_XCOM_KEY)] = [{"lab_name": "QALab"}]
     assert tasks.regional_pairs(_run(ti)) == [{"lab_name": "QALab"}]
     assert tasks.regional_pairs(_run()) == []
+
+
+def _held(name: str) -> LabImage:
+    image = naming.image_name(DATACENTER, VERSION)
+    return LabImage(name=image, provisioning_state="Succeeded", image_path=DATACENTER, version=VERSION, managed=True)
+
+
+@pytest.mark.parametrize(
+    ("status", "fix"),
+    [("not_found", "check LabName, ResourceGroup and SubscriptionId in labs.json"), ("forbidden", "DevTest Labs User")],
+)
+def test_a_lab_that_cannot_be_read_fails_the_run_naming_it_and_what_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: str, fix: str
+) -> None:
+    monkeypatch.setenv("IMAGE_FACTORY_REPORT_DIR", str(tmp_path))
+    ti = FakeTi()
+    run = _run(ti)
+    run.arm.unreadable = {"DevLab": (status, "Azure said no")}
+    direct = tasks.plan_distribution(run)
+    assert [p["lab_name"] for p in direct] == ["TestLab"], "the other labs still get their images"
+    ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
+    after = _run(ti)
+    after.arm.unreadable = {"DevLab": (status, "Azure said no")}
+    after.arm.images = {"TestLab": (_held("TestLab"),)}
+    with pytest.raises(ImageFactoryError) as failed:
+        tasks.verify(after)
+    message = str(failed.value)
+    assert "DevLab" in message and "Azure said no" in message and fix in message
+    assert "TestLab" not in message
+
+
+def test_a_dry_run_also_fails_on_a_lab_that_cannot_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGE_FACTORY_REPORT_DIR", str(tmp_path))
+    ti = FakeTi()
+    tasks.plan_distribution(_run(ti, dry_run=True))
+    ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
+    assert tasks.verify(_run(ti, dry_run=True))["would_distribute"] == 2
+    run = _run(ti, dry_run=True)
+    run.arm.unreadable = {"QALab": ("not_found", "no such lab")}
+    with pytest.raises(ImageFactoryError, match="QALab: lab not found"):
+        tasks.verify(run)

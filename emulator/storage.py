@@ -25,7 +25,10 @@ from azure.storage.blob import (
 )
 
 from emulator.azurite import AzuriteProcess
-from emulator.blobproxy import PENDING, BlobProxy, redact, tracking_protocol
+from emulator.blob.connections import tracking_protocol
+from emulator.blob.copies import PENDING
+from emulator.blob.operations import redact
+from emulator.blob.proxy import BlobProxy
 from emulator.certs import CertPaths
 from emulator.faults import FaultRules
 
@@ -233,7 +236,7 @@ class StorageEmulator:
 
     async def ensure_container(self, account: str, container: str) -> None:
         """Create a container unless it exists."""
-        response = await self._proxy.internal("PUT", (account, container), query="restype=container")
+        response = await self._proxy.upstream.internal("PUT", (account, container), query="restype=container")
         if response.status_code not in (201, 409):
             raise StorageError(f"create container {account}/{container}: HTTP {response.status_code}")
 
@@ -242,7 +245,7 @@ class StorageEmulator:
         if len(data) % 512:
             raise ValueError("a page blob's size must be a multiple of 512 bytes")
         key = (account, container, blob)
-        created = await self._proxy.internal(
+        created = await self._proxy.upstream.internal(
             "PUT",
             key,
             headers={"x-ms-blob-type": "PageBlob", "x-ms-blob-content-length": str(len(data))},
@@ -255,7 +258,7 @@ class StorageEmulator:
             chunk = data[offset : offset + PAGE_WRITE_LIMIT]
             if not chunk.strip(b"\0"):
                 continue  # page blobs are sparse: unwritten ranges read as zeros
-            written = await self._proxy.internal(
+            written = await self._proxy.upstream.internal(
                 "PUT",
                 key,
                 query="comp=page",
@@ -274,7 +277,7 @@ class StorageEmulator:
         record = self._proxy.copies.active.get(key)
         if record is not None and record.status(time.monotonic()) != PENDING:
             await asyncio.wait_for(record.settled.wait(), 10)
-        response = await self._proxy.internal("HEAD", key)
+        response = await self._proxy.upstream.internal("HEAD", key)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -301,7 +304,7 @@ class StorageEmulator:
             raise PendingCopyError(f"{account}/{container}/{blob} has a pending copy; its content is incomplete")
         if length <= 0:
             return b""
-        response = await self._proxy.internal(
+        response = await self._proxy.upstream.internal(
             "GET", key, headers={"x-ms-range": f"bytes={offset}-{offset + length - 1}"}
         )
         if response.status_code not in (200, 206):
@@ -311,7 +314,7 @@ class StorageEmulator:
     async def delete_blob(self, account: str, container: str, blob: str) -> bool:
         """Delete a blob (and its snapshots); tell whether it existed."""
         key = (account, container, blob)
-        response = await self._proxy.internal("DELETE", key, headers={"x-ms-delete-snapshots": "include"})
+        response = await self._proxy.upstream.internal("DELETE", key, headers={"x-ms-delete-snapshots": "include"})
         self._proxy.copies.forget(key)
         if response.status_code == 404:
             return False
@@ -353,7 +356,7 @@ class StorageEmulator:
         key = (account,) if container is None else (account, container)
         while True:
             page_query = query + (f"&marker={quote(marker)}" if marker else "")
-            response = await self._proxy.internal("GET", key, query=page_query)
+            response = await self._proxy.upstream.internal("GET", key, query=page_query)
             if response.status_code != 200:
                 raise StorageError(f"list {'/'.join(key)}: HTTP {response.status_code}")
             root = ET.fromstring(response.content)  # noqa: S314 - our own Azurite's XML

@@ -19,7 +19,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.storage.blob import BlobClient, BlobServiceClient
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
-from emulator.blobproxy import classify
+from emulator.blob.operations import classify
 from emulator.certs import CertPaths, make_certificates
 from emulator.faults import FaultRules
 from emulator.storage import PendingCopyError, StorageEmulator

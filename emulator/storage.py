@@ -6,16 +6,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import socket
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import uvicorn
 from azure.storage.blob import (
     AccountSasPermissions,
     ResourceTypes,
@@ -31,6 +28,7 @@ from emulator.blob.operations import redact
 from emulator.blob.proxy import BlobProxy
 from emulator.certs import CertPaths
 from emulator.faults import FaultRules
+from emulator.https import QuietServer, start_https, wait_started
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +58,6 @@ class BlobInfo:
     content_type: str | None = None
 
 
-class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to its host process."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 class StorageEmulator:
     """Azurite (plain HTTP, loopback) behind an HTTPS proxy that behaves like Azure Blob storage."""
 
@@ -92,7 +82,7 @@ class StorageEmulator:
         self._copy_bandwidth = copy_bandwidth
         self.azurite = AzuriteProcess(location=state_dir / "azurite", accounts=self.accounts, ca_pem=certs.ca_pem)
         self.proxy: BlobProxy | None = None
-        self._server: _QuietServer | None = None
+        self._server: QuietServer | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._port = 0
         self._sas_issued: list[dict[str, Any]] = []
@@ -113,33 +103,14 @@ class StorageEmulator:
                 copy_seconds=self._copy_seconds,
                 copy_bandwidth=self._copy_bandwidth,
             )
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", self.blob_port))
-            self._port = int(sock.getsockname()[1])
-            config = uvicorn.Config(
+            self._server, self._serve_task, self._port = start_https(
                 self.proxy,
+                self.certs,
+                self.blob_port,
                 http=tracking_protocol(self.proxy.connections),
-                lifespan="off",
-                ssl_certfile=str(self.certs.cert_pem),
-                ssl_keyfile=str(self.certs.key_pem),
-                log_level="warning",
-                access_log=False,
-                server_header=False,
                 date_header=False,
-                timeout_keep_alive=120,
-                timeout_graceful_shutdown=2,
             )
-            self._server = _QuietServer(config)
-            self._serve_task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
-            deadline = time.monotonic() + 10
-            while not self._server.started:
-                if self._serve_task.done():
-                    self._serve_task.result()
-                    raise StorageError("the blob proxy stopped during start-up")
-                if time.monotonic() > deadline:
-                    raise StorageError("the blob proxy did not start within 10 s")
-                await asyncio.sleep(0.02)
+            await wait_started(self._server, self._serve_task, what="the blob proxy", error=StorageError, timeout=10)
         except BaseException:
             await self.stop()
             raise
@@ -188,37 +159,24 @@ class StorageEmulator:
         self, account: str, container: str, blob: str, *, permission: str, expiry: dt.datetime, purpose: str
     ) -> str:
         """Return a blob URL with a service SAS, and record it (signature redacted) in ``sas_issued``."""
-        token = generate_blob_sas(
-            account_name=account,
-            container_name=container,
-            blob_name=blob,
-            account_key=self._key(account),
-            permission=permission,
-            expiry=expiry,
-        )
-        url = f"{self.account_url(account)}/{quote(container)}/{quote(blob, safe='/')}?{token}"
-        self._record_sas(url, (account, container, blob), permission, expiry, purpose)
-        return url
+        return self._sas_url((account, container, blob), permission, expiry, purpose)
 
     def container_sas_url(
         self, account: str, container: str, *, permission: str, expiry: dt.datetime, purpose: str
     ) -> str:
         """Return a container URL with a service SAS, and record it (signature redacted) in ``sas_issued``."""
-        token = generate_container_sas(
-            account_name=account,
-            container_name=container,
-            account_key=self._key(account),
-            permission=permission,
-            expiry=expiry,
-        )
-        url = f"{self.account_url(account)}/{quote(container)}?{token}"
-        self._record_sas(url, (account, container, None), permission, expiry, purpose)
-        return url
+        return self._sas_url((account, container, None), permission, expiry, purpose)
 
-    def _record_sas(
-        self, url: str, target: tuple[str, str, str | None], permission: str, expiry: dt.datetime, purpose: str
-    ) -> None:
+    def _sas_url(self, target: tuple[str, str, str | None], permission: str, expiry: dt.datetime, purpose: str) -> str:
         account, container, blob = target
+        grant: dict[str, Any] = {"account_key": self._key(account), "permission": permission, "expiry": expiry}
+        if blob is None:
+            token = generate_container_sas(account, container, **grant)
+            path = quote(container)
+        else:
+            token = generate_blob_sas(account, container, blob, **grant)
+            path = f"{quote(container)}/{quote(blob, safe='/')}"
+        url = f"{self.account_url(account)}/{path}?{token}"
         self._sas_issued.append(
             {
                 "account": account,
@@ -231,6 +189,7 @@ class StorageEmulator:
                 "url": redact(url),
             }
         )
+        return url
 
     # ---------------------------------------------------------------------------------------------- helpers
 

@@ -21,6 +21,19 @@ SERVER_NAME = "localhost"
 #: Certificates are regenerated when they expire within this margin.
 RENEW_MARGIN = dt.timedelta(days=1)
 VALIDITY = dt.timedelta(days=365)
+#: Every flag of the X.509 key usage extension, and the ones the CA's key has (it only signs).
+_KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+_CA_USAGES = frozenset({"digital_signature", "key_cert_sign", "crl_sign"})
 
 
 @dataclass(frozen=True)
@@ -79,20 +92,7 @@ def _ca_certificate(ca_key: ec.EllipticCurvePrivateKey, now: dt.datetime) -> x50
     return (
         _builder(ca_subject, ca_subject, ca_key, now)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(x509.KeyUsage(**{usage: usage in _CA_USAGES for usage in _KEY_USAGES}), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )

@@ -236,6 +236,7 @@ def parse_world(data: dict[str, Any]) -> World:
     default = str(data.get("default_principal", next(iter(principals))))
     if default not in principals:
         raise WorldError(f"world: default_principal {default!r} is not a principal")
+    settings = _parse_settings(data)
     return World(
         tenant_id=tenant_id,
         principals=principals,
@@ -243,7 +244,7 @@ def parse_world(data: dict[str, Any]) -> World:
         subscriptions=subscriptions,
         resource_groups=resource_groups,
         labs=labs,
-        settings=_parse_settings(data),
+        settings=settings,
         extra_accounts=tuple(str(a) for a in data.get("storage_accounts", [])),
     )
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -184,6 +185,14 @@ class AirflowStack:
         for name in reversed(list(self.children)):
             self.children[name].stop()
         self.children.clear()
+
+    def report(self, pattern: str, run_key: str, run_id: str) -> dict[str, Any] | None:
+        """Return the JSON report below ``report_dir`` matching ``pattern`` whose ``run_key`` is ``run_id``, if any."""
+        for path in self.report_dir.rglob(pattern):
+            data = json.loads(path.read_text())
+            if data.get(run_key) == run_id:
+                return dict(data)
+        return None
 
     def wipe(self) -> None:
         self.stop()

@@ -1,7 +1,7 @@
 """Value objects shared by every concern of the factory: configuration, catalogue, inventory, plan.
 
-They are plain frozen dataclasses with ``to_dict``/``from_dict`` so that they cross XCom as small JSON
-documents. None of them ever holds a secret (keys, client secrets, SAS tokens).
+They are plain frozen dataclasses; those that cross XCom (the plan and its pairs) have ``to_dict``/``from_dict``
+to travel as small JSON documents. None of them ever holds a secret (keys, client secrets, SAS tokens).
 """
 
 from __future__ import annotations
@@ -51,18 +51,6 @@ class LabRef:
         """Identity of the lab: subscription + name, case-insensitive (as Azure compares them)."""
         return f"{self.subscription_id.lower()}/{self.lab_name.lower()}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LabRef:
-        return cls(
-            subscription_id=data["subscription_id"],
-            lab_name=data["lab_name"],
-            image_paths=tuple(data.get("image_paths", ())),
-            resource_group=data.get("resource_group"),
-        )
-
 
 @dataclass(frozen=True)
 class FactorySettings:
@@ -103,14 +91,6 @@ class ImageVersion:
     source_vm: str | None = None
     footer_sha256: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ImageVersion:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
 
 @dataclass(frozen=True)
 class LabImage:
@@ -124,14 +104,6 @@ class LabImage:
     os_type: str | None = None
     sysprep: bool | None = None
     vhd_name: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LabImage:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 LabStatus = Literal["ok", "not_found", "forbidden", "error"]
@@ -147,20 +119,6 @@ class LabInventory:
     location: str | None = None
     images: tuple[LabImage, ...] = ()
     message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LabInventory:
-        return cls(
-            lab=LabRef.from_dict(data["lab"]),
-            status=data["status"],
-            resource_group=data.get("resource_group"),
-            location=data.get("location"),
-            images=tuple(LabImage.from_dict(i) for i in data.get("images", ())),
-            message=data.get("message", ""),
-        )
 
 
 @dataclass(frozen=True)
@@ -213,9 +171,6 @@ class SkippedPair:
     reason: SkipReason
     detail: str = ""
     version: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkippedPair:

@@ -31,12 +31,12 @@ from typing import Any
 from airflow.sdk import DAG, Param, TaskGroup, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from image_factory import retire as retirement
 from image_factory import settings, tasks
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
-from image_factory.operators.retire import RetireOperator
+from image_factory.retention import steps as retirement
+from image_factory.retention.operator import RetireOperator
 
 POLL = "{{ params.copy_poll_seconds }}"
 

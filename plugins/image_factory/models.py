@@ -1,4 +1,4 @@
-"""Value objects shared by every concern of the factory: configuration, catalogue, inventory, plan.
+"""Value objects shared by every concern of the factory: configuration, catalogue, inventory, factory VMs, plan.
 
 They are plain frozen dataclasses; those that cross XCom (the plan and its pairs) have ``to_dict``/``from_dict``
 to travel as small JSON documents. None of them ever holds a secret (keys, client secrets, SAS tokens).
@@ -7,7 +7,9 @@ to travel as small JSON documents. None of them ever holds a secret (keys, clien
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 OsType = Literal["Windows", "Linux"]
@@ -119,6 +121,27 @@ class LabInventory:
     location: str | None = None
     images: tuple[LabImage, ...] = ()
     message: str = ""
+
+
+@dataclass(frozen=True)
+class FactoryVm:
+    """A VM of the factory lab, as capture and factory clean-up see it (built by the DevTest Labs hook)."""
+
+    name: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    provisioning_state: str = "Succeeded"
+    #: The power state code without its ``PowerState/`` prefix: ``deallocated``, ``running``, ``stopped``…
+    #: (a captured VM someone started again after its capture is left alone).
+    power_state: str = "deallocated"
+    os_type: str = "Windows"
+    os_disk_id: str | None = None
+    #: The lab VM's ``createdDate`` (None when ARM gives none): a sidecar older than the VM is not its capture.
+    created: datetime | None = None
+
+    def tag(self, name: str) -> str | None:
+        """Return the value of tag ``name`` (tag names compare case-insensitively, as in Azure)."""
+        wanted = name.casefold()
+        return next((value for key, value in self.tags.items() if key.casefold() == wanted), None)
 
 
 @dataclass(frozen=True)

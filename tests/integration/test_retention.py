@@ -29,8 +29,8 @@ from image_factory.catalogue import sidecar_json
 from image_factory.exceptions import ImageFactoryError
 from image_factory.hooks.devtestlabs import DevTestLabsHook, custom_image_body
 from image_factory.models import MANAGED_BY_TAG, ImageVersion, LabRef, Plan
-from image_factory.operators.retire import RetireOperator
-from image_factory.retire import ALREADY_GONE, DELETED, artifact_path, decide, report
+from image_factory.retention.operator import ALREADY_GONE, DELETED, RetireOperator
+from image_factory.retention.steps import artifact_path, decide, report
 from stack.localazure import LocalAzure, start_local_azure
 
 pytestmark = [pytest.mark.emulator]

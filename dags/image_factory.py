@@ -208,7 +208,7 @@ with DAG(
             dag_run = ctx["dag_run"]
             plan_doc = ctx["ti"].xcom_pull(task_ids="plan", key="plan")
             try:
-                return retirement.decide(
+                decided = retirement.decide(
                     ctx["params"],
                     plan_doc=plan_doc,
                     version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
@@ -219,6 +219,9 @@ with DAG(
                     # A failed plan never comes back: fail now instead of retrying for minutes.
                     raise AirflowFailException(str(exc)) from exc
                 raise
+            # report may run on another host: it gets the decisions through XCom, never from decide's disk.
+            ctx["ti"].xcom_push(key=retirement.DECISIONS_XCOM_KEY, value=decided.decisions)
+            return decided.deletions
 
         deleted = RetireOperator.partial(
             task_id="delete",
@@ -228,15 +231,12 @@ with DAG(
 
         @task(trigger_rule="all_done", retries=0)
         def report() -> dict[str, Any]:
-            """Record the deletions' outcomes; fail naming factory VMs that failed to provision."""
-            ctx = get_current_context()
-            dag_run = ctx["dag_run"]
-            count = len(ctx["ti"].xcom_pull(task_ids="retire.decide") or [])
-            outcomes = ctx["ti"].xcom_pull(task_ids="retire.delete", map_indexes=list(range(count))) if count else []
+            """Write the retire report (decisions + outcomes); fail naming factory VMs that failed to provision."""
+            ti = get_current_context()["ti"]
+            count = len(ti.xcom_pull(task_ids="retire.decide") or [])
+            outcomes = ti.xcom_pull(task_ids="retire.delete", map_indexes=list(range(count))) if count else []
             return retirement.report(
-                outcomes,
-                version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
-                run_id=str(dag_run.run_id),
+                ti.xcom_pull(task_ids="retire.decide", key=retirement.DECISIONS_XCOM_KEY), outcomes
             )
 
         deleted >> report()

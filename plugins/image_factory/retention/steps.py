@@ -1,8 +1,11 @@
 """The ``retire`` group's task bodies: ``decide`` what retention and clean-up delete, ``report`` what happened.
 
-``decide`` gathers what the rules need (see ``facts``), logs the table, writes a JSON artifact next to verify's
-report and returns the deletions as small dicts for the mapped ``delete`` task. ``report`` records the outcomes
-and fails the task, after every deletion ran, when clean-up met VMs that failed to provision.
+``decide`` gathers what the rules need (see ``facts``), logs the table and hands on, through XCom, the deletions
+for the mapped ``delete`` task (its return value) and the decisions ``report`` needs (pushed under
+``DECISIONS_XCOM_KEY``). ``report`` takes those decisions and the deletions' outcomes, writes the retire report
+for people (``<version>__<run>.retire.json`` next to verify's report, on its own host) and fails, after every
+deletion ran, when clean-up met VMs that failed to provision. No task reads a file another task wrote: on Celery
+the two may run on hosts that share no report folder.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +33,23 @@ log = logging.getLogger(__name__)
 #: Params of the DAG this group reads (besides ``dry_run``, ``labs`` and ``image_paths``).
 PARAM_RETIRE = "retire"
 PARAM_CLEAN_FACTORY = "clean_factory"
-#: Suffix of the artifact written next to verify's ``<version>__<run>.json`` report.
+#: XCom key under which ``decide`` hands its decisions to ``report`` (its return value is what ``delete`` maps).
+DECISIONS_XCOM_KEY = "decisions"
+#: Suffix of the report written next to verify's ``<version>__<run>.json`` report.
 ARTIFACT_SUFFIX = ".retire.json"
 NOTE_BOTH_OFF = "retire and clean_factory are both off"
 NOTE_RETENTION_OFF = "retention is off for this run (param retire=false)"
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What ``decide`` hands on: the deletions to run (none in a dry run) and the decisions for ``report``."""
+
+    #: One small dict per deletion, for the mapped ``delete`` task (catalogue versions add their ``blobs``).
+    deletions: list[dict[str, Any]]
+    #: JSON document: ``dag_run_id``, ``version``, ``dry_run``, ``retire``, ``clean_factory``, ``images_to_save``,
+    #: ``deletions`` (decided, also in a dry run), ``kept``, ``notes``, ``table``.
+    decisions: dict[str, Any]
 
 
 def _names(values: Any) -> list[str]:
@@ -50,7 +67,7 @@ def deletion_item(decision: Decision, catalogue: Catalogue) -> dict[str, Any]:
 
 
 def artifact_path(version: str, run_id: str) -> Path:
-    """Return where the retire artifact of a run goes (next to verify's report)."""
+    """Return where the retire report of a run goes (next to verify's report)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
     return report_dir() / f"{version}__{safe}{ARTIFACT_SUFFIX}"
 
@@ -87,17 +104,16 @@ def decide(
     version: str,
     run_id: str,
     folder: Path | None = None,
-) -> list[dict[str, Any]]:
-    """Decide what retention and factory clean-up delete; log the table, write the artifact, return the
-    deletions to map over (none in a dry run, or when both ``retire`` and ``clean_factory`` are off)."""
+) -> Decided:
+    """Decide what retention and factory clean-up delete; log the table; return the deletions to map over (none
+    in a dry run, or when both ``retire`` and ``clean_factory`` are off) and the decisions for ``report``."""
     retire_on = bool(params.get(PARAM_RETIRE, True))
     clean_on = bool(params.get(PARAM_CLEAN_FACTORY, False))
     dry_run = bool(params.get("dry_run", False))
     header = {"dag_run_id": run_id, "version": version, "dry_run": dry_run}
     if not retire_on and not clean_on:
         log.info("Nothing to do: params retire and clean_factory are both off")
-        _write(artifact_path(version, run_id), {**header, "deletions": [], "kept": [], "notes": [NOTE_BOTH_OFF]})
-        return []
+        return Decided([], {**header, "deletions": [], "kept": [], "notes": [NOTE_BOTH_OFF]})
     if plan_doc is None:
         raise ImageFactoryError(
             "retire needs this run's plan to know which versions are in flight: the plan task failed or did not "
@@ -112,7 +128,7 @@ def decide(
     table = render_table(combined, dry_run=dry_run)
     log.info("%s:\n%s", "Dry run: retention would do this" if dry_run else "Retention and clean-up", table)
     items = [deletion_item(d, catalogue) for d in combined.deletions]
-    document: dict[str, Any] = {
+    decisions: dict[str, Any] = {
         **header,
         "retire": retire_on,
         "clean_factory": clean_on,
@@ -122,13 +138,10 @@ def decide(
         "notes": list(combined.notes),
         "table": table,
     }
-    path = artifact_path(version, run_id)
-    _write(path, document)
-    log.info("Retention decisions written to %s", path)
     if dry_run:
         log.info("Dry run: %d deletion(s) would be made; none is", len(items))
-        return []
-    return items
+        return Decided([], decisions)
+    return Decided(items, decisions)
 
 
 def _write(path: Path, document: Mapping[str, Any]) -> None:
@@ -136,15 +149,16 @@ def _write(path: Path, document: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
-def report(outcomes: Iterable[Mapping[str, Any]] | None, *, version: str, run_id: str) -> dict[str, Any]:
-    """Add the deletions' outcomes to the artifact; fail naming the factory VMs that failed to provision."""
-    path = artifact_path(version, run_id)
-    if not path.exists():
-        raise ImageFactoryError("retire.decide wrote no decisions (it failed or did not run); see its log")
-    document = json.loads(path.read_text(encoding="utf-8"))
+def report(decisions: Mapping[str, Any] | None, outcomes: Iterable[Mapping[str, Any] | None] | None) -> dict[str, Any]:
+    """Write decide's decisions and the deletions' outcomes as the retire report; fail naming the factory VMs
+    that failed to provision (after every deletion ran)."""
+    if not decisions:
+        raise ImageFactoryError("retire.decide handed over no decisions (it failed or did not run); see its log")
     done = [dict(o) for o in outcomes or [] if o]
-    document["outcomes"] = done
+    document = {**decisions, "outcomes": done}
+    path = artifact_path(str(decisions["version"]), str(decisions["dag_run_id"]))
     _write(path, document)
+    log.info("Retention decisions and outcomes written to %s", path)
     deletions = list(document.get("deletions", []))
     dry_run = bool(document.get("dry_run"))
     counts: dict[str, int] = {}

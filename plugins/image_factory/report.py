@@ -75,6 +75,8 @@ class Matrix:
     labs: tuple[str, ...]
     image_paths: tuple[str, ...]
     cells: Mapping[tuple[str, str], Cell] = field(default_factory=dict)
+    #: Labs that could not be read (missing, forbidden, failing), with what Azure said and what to fix.
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
     def cell(self, lab_name: str, image_path: str) -> Cell:
         """Return the cell of ``lab_name`` × ``image_path`` (any spelling of the path)."""
@@ -94,9 +96,13 @@ class Matrix:
             rows.append(row)
         return _table(("LAB", *self.image_paths), rows)
 
+    def lab_problems(self) -> list[str]:
+        """Return one sentence per lab that could not be read: a problem of the run, not a skip."""
+        return [f"{lab}: {detail}" for lab, detail in self.unavailable.items()]
+
     def problems(self) -> list[str]:
-        """Return one sentence per expected image that is missing or failed: lab, path, version, state."""
-        out = []
+        """Return the unreadable labs, then one sentence per expected image that is missing or failed."""
+        out = self.lab_problems()
         for lab in self.labs:
             for path in self.image_paths:
                 for version, state, detail in self.cell(lab, path).issues:
@@ -110,6 +116,7 @@ class Matrix:
             "labs": list(self.labs),
             "image_paths": list(self.image_paths),
             "cells": {lab: {path: self.cell(lab, path).to_dict() for path in self.image_paths} for lab in self.labs},
+            "unavailable": dict(self.unavailable),
             "problems": self.problems(),
         }
 
@@ -167,6 +174,7 @@ def build_matrix(
 
     cells: dict[tuple[str, str], Cell] = {}
     names: list[str] = []
+    unreadable: dict[str, str] = {}
     for lab in labs:
         if lab.lab_name in names:
             continue
@@ -177,6 +185,7 @@ def build_matrix(
             unavailable = "lab not inventoried"
         elif inventory.status != "ok":
             unavailable = f"lab {inventory.status}" + (f": {inventory.message}" if inventory.message else "")
+            unreadable[lab.lab_name] = _unreadable(inventory)
         images = inventory.images if inventory is not None else ()
         for path_key in columns:
             versions = wanted.get((lab.lab_name.casefold(), path_key), [])
@@ -184,4 +193,20 @@ def build_matrix(
             if not subscribed and not versions:
                 continue
             cells[(lab.lab_name, path_key)] = _cell(versions, _version_states(images, path_key), unavailable)
-    return Matrix(labs=tuple(names), image_paths=tuple(spelled[k] for k in columns), cells=cells)
+    return Matrix(
+        labs=tuple(names), image_paths=tuple(spelled[k] for k in columns), cells=cells, unavailable=unreadable
+    )
+
+
+#: What to fix, per status of a lab that could not be read.
+_FIX = {
+    "not_found": "check LabName, ResourceGroup and SubscriptionId in labs.json, or create the lab",
+    "forbidden": "grant the factory's principal DevTest Labs User (or Contributor) on the lab",
+    "error": "see the message; the next run tries again",
+}
+
+
+def _unreadable(inventory: LabInventory) -> str:
+    said = f" ({inventory.message})" if inventory.message else ""
+    what = {"not_found": "lab not found", "forbidden": "access denied"}.get(inventory.status, "lab unreadable")
+    return f"{what}{said}: {_FIX.get(inventory.status, _FIX['error'])}"

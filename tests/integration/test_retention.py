@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from azure.core.exceptions import ResourceExistsError
 from azure.mgmt.devtestlabs.models import CustomImage
 from azure.storage.blob import BlobClient, BlobServiceClient
@@ -30,7 +31,8 @@ from image_factory.exceptions import ImageFactoryError
 from image_factory.hooks.devtestlabs import DevTestLabsHook, custom_image_body
 from image_factory.models import MANAGED_BY_TAG, ImageVersion, LabRef, Plan
 from image_factory.retention.operator import ALREADY_GONE, DELETED, RetireOperator
-from image_factory.retention.steps import Decided, decide, report
+from image_factory.retention.steps import Decided, decisions_of, record
+from image_factory.run_context import RunContext, RunParams
 from stack.localazure import LocalAzure, start_local_azure
 
 pytestmark = [pytest.mark.emulator]
@@ -243,6 +245,14 @@ def rows(items: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
     return {(i["kind"], i["where"], i["image_path"], i["version"]) for i in items}
 
 
+def decide(
+    params: dict[str, Any], *, plan_doc: dict[str, Any] | None, version: str, run_id: str, folder: Path
+) -> Decided:
+    """Run the decide step on this run's plan (None: the plan task failed) as the DAG's task would."""
+    run = RunContext(params=RunParams.from_mapping(params), version=version, run_id=run_id, folder=folder)
+    return decisions_of(run, Plan.from_dict(plan_doc) if plan_doc is not None else None)
+
+
 def decide_dry(params: dict[str, Any], plan: dict[str, Any], run_id: str, config: Path) -> dict[str, Any]:
     """Decide in a dry run: nothing to map over; return the decisions handed on to report."""
     result: Decided = decide({**params, "dry_run": True}, plan_doc=plan, version=D3, run_id=run_id, folder=config)
@@ -323,7 +333,7 @@ def test_keep_two_then_one_deletes_the_older_versions_and_spares_the_user_image(
         assert rows(items) == EXPECTED[n] - (EXPECTED[2] if n == 1 else set())
         outcomes = execute(items)
         assert {o["outcome"] for o in outcomes} == {DELETED}
-        assert report(result.decisions, outcomes)["outcomes"] == {DELETED: len(items)}
+        assert record(result.decisions, outcomes)["outcomes"] == {DELETED: len(items)}
         _wait(azure, lambda s: all(i["provisioning_state"] == "Succeeded" for i in _images(s)))
         # Idempotent: a retry of every deletion finds it gone.
         assert {o["outcome"] for o in execute(items)} == {ALREADY_GONE}
@@ -361,11 +371,11 @@ def test_factory_clean_up_deletes_captured_and_failed_vms_then_fails(azure: Loca
     before = vms(azure.state())
     outcomes = execute(items)
     with pytest.raises(ImageFactoryError, match="vm-broken"):
-        report(clean.decisions, outcomes)
+        record(clean.decisions, outcomes)
     assert vms(azure.state()) == before - {"vm-ubuntu", "vm-broken"}
     assert decide(params, plan_doc=NO_PLAN, version=D3, run_id="clean-again", folder=config).deletions == []
 
 
 def test_without_a_plan_nothing_is_retired(config: Path) -> None:
-    with pytest.raises(ImageFactoryError, match="plan"):
+    with pytest.raises(AirflowFailException, match="plan"):
         decide({}, plan_doc=None, version=D3, run_id="no-plan", folder=config)

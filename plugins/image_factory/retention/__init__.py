@@ -3,7 +3,7 @@
 Pure rules (nothing here talks to Azure):
 
 - ``decisions``: one row per thing deleted or kept (``Decision``), the plan that collects them, the params filter;
-- ``versions``: which image versions go (keep-N, removed golden images, unsubscribed paths) and which survive;
+- ``images``: which image versions go (keep-N, removed golden images, unsubscribed paths) and which survive;
 - ``factory_vms``: which factory VMs go (captured, failed to provision) and which stay;
 - ``in_flight``: what must survive because a distribution uses it (this run's plan, uploads to look for);
 - ``table``: the table people read.

@@ -8,24 +8,24 @@ containers (a distribution in flight, e.g. a backfill beside this run). Clean-up
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from azure.core.exceptions import HttpResponseError
 
-from image_factory.config import Configuration
 from image_factory.exceptions import AzureRequestError
 from image_factory.models import LabRef
 from image_factory.redact import redact
 from image_factory.retention.decisions import RetentionPlan
 from image_factory.retention.factory_vms import captured_vms, cleanup_plan
+from image_factory.retention.images import retention_plan
 from image_factory.retention.in_flight import UploadCheck, upload_checks
-from image_factory.retention.versions import retention_plan
 from image_factory.tasks import take_inventories
 
 if TYPE_CHECKING:
     from image_factory.catalogue import Catalogue
     from image_factory.hooks.devtestlabs import DevTestLabsHook
+    from image_factory.run_context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +64,11 @@ def uploading_versions(arm: DevTestLabsHook, checks: Iterable[UploadCheck], note
     return busy
 
 
-def retention_decisions(
-    config: Configuration,
-    arm: DevTestLabsHook,
-    catalogue: Catalogue,
-    *,
-    in_flight: set[tuple[str, str]],
-    lab_filter: Sequence[str] | None,
-    dry_run: bool,
-) -> RetentionPlan:
+def retention_decisions(run: RunContext, catalogue: Catalogue, *, in_flight: set[tuple[str, str]]) -> RetentionPlan:
     """Read the labs and the factory lab, decide; in a real run decide again keeping what is still uploading."""
+    config, arm = run.config, run.devtestlabs()
     factory = config.factory
-    wanted = {n.casefold() for n in lab_filter} if lab_filter else None
-    labs = [lab for lab in config.labs if wanted is None or lab.lab_name.casefold() in wanted]
-    inventories = take_inventories(config, labs, locate=False)
+    inventories = take_inventories(run, run.selected_labs(), locate=False)
     factory_ref = LabRef(factory.subscription_id, factory.lab_name, (), factory.resource_group)
     factory_inventory = arm.inventory(factory_ref, locate=False)
     if factory_inventory.status != "ok":
@@ -92,13 +83,13 @@ def retention_decisions(
             images_to_save=factory.images_to_save,
             factory=factory_inventory,
             in_flight=protected,
-            lab_filter=lab_filter,
+            lab_filter=run.params.labs or None,
         )
 
     first = decide_with(in_flight)
     if not first.deletions:
         return first
-    if dry_run:
+    if run.params.dry_run:
         return RetentionPlan(first.deletions, first.kept, (*first.notes, NOTE_DRY_RUN_UPLOADS))
     notes: list[str] = []
     busy = uploading_versions(arm, upload_checks(first.deletions, config.labs, inventories), notes)
@@ -108,10 +99,10 @@ def retention_decisions(
     return RetentionPlan(again.deletions, again.kept, (*again.notes, *notes))
 
 
-def cleanup_decisions(config: Configuration, arm: DevTestLabsHook, catalogue: Catalogue) -> RetentionPlan:
+def cleanup_decisions(run: RunContext, catalogue: Catalogue) -> RetentionPlan:
     """List the factory VMs and decide which clean-up deletes."""
-    factory = config.factory
-    vms = arm.list_vms(factory.subscription_id, factory.resource_group, factory.lab_name)
+    factory = run.config.factory
+    vms = run.devtestlabs().list_vms(factory.subscription_id, factory.resource_group, factory.lab_name)
     return cleanup_plan(
         vms=vms,
         captured_vms=captured_vms(vms, catalogue.all_images),

@@ -2,7 +2,7 @@
 
 ``decide`` gathers what the rules need (see ``facts``), logs the table and hands on, through XCom, the deletions
 for the mapped ``delete`` task (its return value) and the decisions ``report`` needs (pushed under
-``DECISIONS_XCOM_KEY``). ``report`` takes those decisions and the deletions' outcomes, writes the retire report
+``DECISIONS_XCOM_KEY``). ``report`` pulls those decisions and the deletions' outcomes, writes the retire report
 for people (``<version>__<run>.retire.json`` next to verify's report, on its own host) and fails, after every
 deletion ran, when clean-up met VMs that failed to provision. No task reads a file another task wrote: on Celery
 the two may run on hosts that share no report folder.
@@ -18,21 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from image_factory.catalogue import Catalogue
-from image_factory.config import Configuration, load_configuration
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
 from image_factory.models import Plan
 from image_factory.retention.decisions import Decision, RetentionPlan, limit_to_paths, merge
 from image_factory.retention.in_flight import planned_versions
 from image_factory.retention.table import render_table
-from image_factory.settings import config_dir, report_dir
-from image_factory.tasks import check_params, read_catalogue
+from image_factory.run_context import RunContext
+from image_factory.settings import report_dir
+from image_factory.tasks import check_params, planned, read_catalogue
 
 log = logging.getLogger(__name__)
 
-#: Params of the DAG this group reads (besides ``dry_run``, ``labs`` and ``image_paths``).
-PARAM_RETIRE = "retire"
-PARAM_CLEAN_FACTORY = "clean_factory"
+#: Task ids of the group's steps, whose XCom ``report`` reads.
+DECIDE_TASK_ID = "retire.decide"
+DELETE_TASK_ID = "retire.delete"
 #: XCom key under which ``decide`` hands its decisions to ``report`` (its return value is what ``delete`` maps).
 DECISIONS_XCOM_KEY = "decisions"
 #: Suffix of the report written next to verify's ``<version>__<run>.json`` report.
@@ -52,12 +54,6 @@ class Decided:
     decisions: dict[str, Any]
 
 
-def _names(values: Any) -> list[str]:
-    if not values:
-        return []
-    return [str(v).strip() for v in values if str(v).strip()]
-
-
 def deletion_item(decision: Decision, catalogue: Catalogue) -> dict[str, Any]:
     """Return one deletion as the small dict the mapped ``delete`` task gets (catalogue versions: their blobs)."""
     item = decision.to_dict()
@@ -72,76 +68,64 @@ def artifact_path(version: str, run_id: str) -> Path:
     return report_dir() / f"{version}__{safe}{ARTIFACT_SUFFIX}"
 
 
-def _decide_plan(params: Mapping[str, Any], config: Configuration, catalogue: Catalogue, plan: Plan) -> RetentionPlan:
+def _decide_plan(run: RunContext, catalogue: Catalogue, plan: Plan) -> RetentionPlan:
     """Run retention (unless ``retire`` is off) and clean-up (when ``clean_factory`` is on) on what Azure holds."""
-    from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415 - light DAG parsing
-    from image_factory.retention.facts import cleanup_decisions, retention_decisions  # noqa: PLC0415
+    from image_factory.retention.facts import cleanup_decisions, retention_decisions  # noqa: PLC0415 - light parsing
 
-    arm = DevTestLabsHook(arm_conn_id=config.factory.arm_conn_id)
     parts: list[RetentionPlan] = []
-    if params.get(PARAM_RETIRE, True):
-        parts.append(
-            retention_decisions(
-                config,
-                arm,
-                catalogue,
-                in_flight=planned_versions(plan),
-                lab_filter=_names(params.get("labs")) or None,
-                dry_run=bool(params.get("dry_run", False)),
-            )
-        )
+    if run.params.retire:
+        parts.append(retention_decisions(run, catalogue, in_flight=planned_versions(plan)))
     else:
         parts.append(RetentionPlan(notes=(NOTE_RETENTION_OFF,)))
-    if params.get(PARAM_CLEAN_FACTORY, False):
-        parts.append(cleanup_decisions(config, arm, catalogue))
-    return limit_to_paths(merge(*parts), _names(params.get("image_paths")))
+    if run.params.clean_factory:
+        parts.append(cleanup_decisions(run, catalogue))
+    return limit_to_paths(merge(*parts), run.params.image_paths)
 
 
-def decide(
-    params: Mapping[str, Any],
-    *,
-    plan_doc: Mapping[str, Any] | None,
-    version: str,
-    run_id: str,
-    folder: Path | None = None,
-) -> Decided:
-    """Decide what retention and factory clean-up delete; log the table; return the deletions to map over (none
-    in a dry run, or when both ``retire`` and ``clean_factory`` are off) and the decisions for ``report``."""
-    retire_on = bool(params.get(PARAM_RETIRE, True))
-    clean_on = bool(params.get(PARAM_CLEAN_FACTORY, False))
-    dry_run = bool(params.get("dry_run", False))
-    header = {"dag_run_id": run_id, "version": version, "dry_run": dry_run}
-    if not retire_on and not clean_on:
+def decisions_of(run: RunContext, plan: Plan | None) -> Decided:
+    """Decide what retention and factory clean-up delete and log the table; return the deletions to map over
+    (none in a dry run, or when both ``retire`` and ``clean_factory`` are off) and the decisions for ``report``."""
+    params = run.params
+    header = {"dag_run_id": run.run_id, "version": run.version, "dry_run": params.dry_run}
+    if not params.retire and not params.clean_factory:
         log.info("Nothing to do: params retire and clean_factory are both off")
         return Decided([], {**header, "deletions": [], "kept": [], "notes": [NOTE_BOTH_OFF]})
-    if plan_doc is None:
-        raise ImageFactoryError(
+    if plan is None:
+        # A failed plan never comes back: fail now instead of retrying for minutes.
+        raise AirflowFailException(
             "retire needs this run's plan to know which versions are in flight: the plan task failed or did not "
             "run (see its log); nothing was retired"
         )
-    config = load_configuration(folder or config_dir())
-    problems = check_params(params, config)
+    problems = check_params(params, run.config)
     if problems:
         raise ConfigurationError("The run's params do not match the configuration", problems)
-    catalogue: Catalogue = read_catalogue(config)
-    combined = _decide_plan(params, config, catalogue, Plan.from_dict(dict(plan_doc)))
-    table = render_table(combined, dry_run=dry_run)
-    log.info("%s:\n%s", "Dry run: retention would do this" if dry_run else "Retention and clean-up", table)
+    catalogue = read_catalogue(run)
+    combined = _decide_plan(run, catalogue, plan)
+    table = render_table(combined, dry_run=params.dry_run)
+    log.info("%s:\n%s", "Dry run: retention would do this" if params.dry_run else "Retention and clean-up", table)
     items = [deletion_item(d, catalogue) for d in combined.deletions]
     decisions: dict[str, Any] = {
         **header,
-        "retire": retire_on,
-        "clean_factory": clean_on,
-        "images_to_save": config.factory.images_to_save,
+        "retire": params.retire,
+        "clean_factory": params.clean_factory,
+        "images_to_save": run.config.factory.images_to_save,
         "deletions": items,
         "kept": [k.to_dict() for k in combined.kept],
         "notes": list(combined.notes),
         "table": table,
     }
-    if dry_run:
+    if params.dry_run:
         log.info("Dry run: %d deletion(s) would be made; none is", len(items))
         return Decided([], decisions)
     return Decided(items, decisions)
+
+
+def decide(run: RunContext) -> list[dict[str, Any]]:
+    """The ``decide`` task: hand the decisions to ``report`` through XCom; return the deletions to map over."""
+    decided = decisions_of(run, planned(run))
+    # report may run on another host: it gets the decisions through XCom, never from this task's disk.
+    run.xcom().xcom_push(key=DECISIONS_XCOM_KEY, value=decided.decisions)
+    return decided.deletions
 
 
 def _write(path: Path, document: Mapping[str, Any]) -> None:
@@ -149,7 +133,15 @@ def _write(path: Path, document: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
-def report(decisions: Mapping[str, Any] | None, outcomes: Iterable[Mapping[str, Any] | None] | None) -> dict[str, Any]:
+def report(run: RunContext) -> dict[str, Any]:
+    """The ``report`` task: pull decide's decisions and the deletions' outcomes from XCom and record them."""
+    ti = run.xcom()
+    count = len(ti.xcom_pull(task_ids=DECIDE_TASK_ID) or [])
+    outcomes = ti.xcom_pull(task_ids=DELETE_TASK_ID, map_indexes=list(range(count))) if count else []
+    return record(ti.xcom_pull(task_ids=DECIDE_TASK_ID, key=DECISIONS_XCOM_KEY), outcomes)
+
+
+def record(decisions: Mapping[str, Any] | None, outcomes: Iterable[Mapping[str, Any] | None] | None) -> dict[str, Any]:
     """Write decide's decisions and the deletions' outcomes as the retire report; fail naming the factory VMs
     that failed to provision (after every deletion ran)."""
     if not decisions:

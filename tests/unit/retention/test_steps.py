@@ -15,12 +15,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from image_factory.catalogue import build_catalogue, sidecar_json
 from image_factory.exceptions import ImageFactoryError
 from image_factory.retention.decisions import Decision
 from image_factory.retention.operator import ALREADY_GONE, DELETED
-from image_factory.retention.steps import artifact_path, decide, deletion_item, report
+from image_factory.retention.steps import artifact_path, decisions_of, deletion_item, record
+from image_factory.run_context import RunContext, RunParams
 from tests.unit.catalogued import image_version
 
 DAGS = Path(__file__).resolve().parents[3] / "dags"
@@ -69,7 +71,10 @@ def run_task(dag: Any, task_id: str, store: XComStore, params: dict[str, Any], m
         "logical_date": datetime(2026, 11, 26, 3, 0, tzinfo=UTC),
         "dag_run": SimpleNamespace(run_id=RUN_ID, run_after=datetime(2026, 11, 26, 3, 0, tzinfo=UTC)),
     }
-    monkeypatch.setitem(task.python_callable.__globals__, "get_current_context", lambda: context)
+    # The task body reads Airflow's context through airflow.sdk.get_current_context, wherever it calls it from.
+    monkeypatch.setattr("airflow.sdk.get_current_context", lambda: context)
+    if "get_current_context" in task.python_callable.__globals__:
+        monkeypatch.setitem(task.python_callable.__globals__, "get_current_context", lambda: context)
     result = task.python_callable()
     store.ti(task_id).xcom_push(RETURN_VALUE, result)
     return result
@@ -131,17 +136,17 @@ def test_report_records_outcomes_and_fails_after_deleting_a_failed_vm(reports: P
     assert path.parent == reports and path.name.endswith(".retire.json")
     outcomes = [{"name": "a", "outcome": DELETED}, {"name": "vm-broken", "outcome": ALREADY_GONE}]
     with pytest.raises(ImageFactoryError, match="vm-broken: failed to provision"):
-        report(_decisions("manual__1", [image, broken]), outcomes)
+        record(_decisions("manual__1", [image, broken]), outcomes)
     written = json.loads(path.read_text())
     assert written["outcomes"] == outcomes and written["deletions"] == [image, broken]
 
 
 def test_report_of_a_dry_run_never_fails_and_needs_the_decisions(reports: Path) -> None:
     broken = Decision("delete", "factory_vm", "F", "vm-broken", "failed to provision", error=True).to_dict()
-    summary = report(_decisions("manual__2", [broken], dry_run=True), None)
+    summary = record(_decisions("manual__2", [broken], dry_run=True), None)
     assert summary["dry_run"] is True and summary["decided"] == 1 and summary["outcomes"] == {}
     with pytest.raises(ImageFactoryError, match="no decisions"):
-        report(None, [])
+        record(None, [])
 
 
 def test_the_dag_retires_last_in_the_pool_and_offers_the_params(dag: Any) -> None:
@@ -156,9 +161,18 @@ def test_the_dag_retires_last_in_the_pool_and_offers_the_params(dag: Any) -> Non
         assert param.schema["type"] == "boolean" and param.schema["title"] and param.description
 
 
+def _run(params: dict[str, Any], run_id: str) -> RunContext:
+    return RunContext(params=RunParams.from_mapping(params), version="2026-11-26", run_id=run_id)
+
+
 def test_retire_and_clean_factory_off_decide_nothing_and_report_succeeds(reports: Path) -> None:
     params = {"retire": False, "clean_factory": False}
-    decided = decide(params, plan_doc=None, version="2026-11-26", run_id="run-off")
+    decided = decisions_of(_run(params, "run-off"), None)
     assert decided.deletions == [] and decided.decisions["deletions"] == []
-    result = report(decided.decisions, [])
+    result = record(decided.decisions, [])
     assert result["decided"] == 0 and result["outcomes"] == {}
+
+
+def test_without_this_runs_plan_decide_fails_at_once() -> None:
+    with pytest.raises(AirflowFailException, match="plan"):
+        decisions_of(_run({}, "no-plan"), None)

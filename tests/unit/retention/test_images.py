@@ -8,7 +8,7 @@ import pytest
 
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef
 from image_factory.retention.decisions import FACTORY
-from image_factory.retention.versions import KEEP_IN_FLIGHT, retention_plan
+from image_factory.retention.images import KEEP_IN_FLIGHT, retention_plan
 
 SUB = "11111111-1111-4111-8111-111111111111"
 GOLDEN = ["Ubuntu/Ubuntu2204.json", "Win2016/Datacenter.json", "Win2016/SQLExpress.json"]

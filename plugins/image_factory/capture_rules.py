@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from image_factory import imagepaths, naming
 from image_factory.catalogue import Catalogue
-from image_factory.models import IMAGE_PATH_TAG, IMAGE_TYPE_TAG, OsType
+from image_factory.models import IMAGE_PATH_TAG, IMAGE_TYPE_TAG, FactoryVm, OsType
 
 #: Prefix of skip reasons that point at a configuration mistake (log them as warnings).
 WARNING_PREFIX = "warning: "
 
 _OS_TYPES: dict[str, OsType] = {"windows": "Windows", "linux": "Linux"}
 _SYSPREP_BY_TYPE = {"generalized": True, "specialized": False}
-
-
-@dataclass(frozen=True)
-class FactoryVm:
-    """A VM of the factory lab as capture needs to see it."""
-
-    name: str
-    tags: Mapping[str, str] = field(default_factory=dict)
-    provisioning_state: str = "Succeeded"
-    #: The power state code without its ``PowerState/`` prefix: ``deallocated``, ``running``, ``stopped``…
-    power_state: str = "deallocated"
-    os_type: str = "Windows"
-    os_disk_id: str | None = None
-
-    def tag(self, name: str) -> str | None:
-        """Return the value of tag ``name`` (tag names compare case-insensitively, as in Azure)."""
-        wanted = name.casefold()
-        for key, value in self.tags.items():
-            if key.casefold() == wanted:
-                return value
-        return None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,6 @@ from azure.mgmt.devtestlabs import DevTestLabsClient
 from azure.mgmt.devtestlabs.aio import DevTestLabsClient as AsyncDevTestLabsClient
 from azure.mgmt.devtestlabs.models import CustomImage, CustomImagePropertiesCustom
 
-from image_factory.capture_rules import FactoryVm
 from image_factory.exceptions import AzureRequestError, ForbiddenError, LabNotFoundError
 from image_factory.hooks.credentials import ArmSettings, arm_settings
 from image_factory.models import (
@@ -22,6 +20,7 @@ from image_factory.models import (
     MANAGED_BY_TAG,
     MANAGED_BY_VALUE,
     VERSION_TAG,
+    FactoryVm,
     LabImage,
     LabInventory,
     LabRef,
@@ -124,6 +123,7 @@ def factory_vm(vm: LabVirtualMachine) -> FactoryVm:
         power_state=power_state(vm),
         os_type=str(vm.os_type or (compute.os_type if compute is not None else None) or "Windows"),
         os_disk_id=compute.os_disk_id if compute is not None else None,
+        created=getattr(vm, "created_date", None),
     )
 
 
@@ -269,24 +269,13 @@ class DevTestLabsHook(AzureBaseHook):
 
     # Factory VMs ----------------------------------------------------------------------------------------
     def list_vms(self, subscription_id: str, resource_group: str, lab_name: str) -> list[FactoryVm]:
-        """List the lab's VMs with their compute VM (OS disk, power state) as ``FactoryVm``s."""
+        """List the lab's VMs with their compute VM (OS disk, power state) and creation date as ``FactoryVm``s."""
         scope = lab_scope(subscription_id, resource_group, lab_name)
         try:
             vms = list(self.client(subscription_id).virtual_machines.list(resource_group, lab_name, expand=VM_EXPAND))
         except HttpResponseError as exc:
             raise self._fail(exc, "list the factory VMs", scope) from exc
         return [factory_vm(vm) for vm in vms]
-
-    def list_vms_created(
-        self, subscription_id: str, resource_group: str, lab_name: str
-    ) -> list[tuple[FactoryVm, datetime | None]]:
-        """List the lab's VMs as ``list_vms`` does, each with its ``createdDate`` (None when ARM gives none)."""
-        scope = lab_scope(subscription_id, resource_group, lab_name)
-        try:
-            vms = list(self.client(subscription_id).virtual_machines.list(resource_group, lab_name, expand=VM_EXPAND))
-        except HttpResponseError as exc:
-            raise self._fail(exc, "list the factory VMs", scope) from exc
-        return [(factory_vm(vm), getattr(vm, "created_date", None)) for vm in vms]
 
     def delete_vm(self, subscription_id: str, resource_group: str, lab_name: str, vm_name: str) -> bool:
         """Delete a lab VM and wait for it; return False when it did not exist (already gone is success)."""

@@ -1,4 +1,4 @@
-"""Retention and factory clean-up decisions (pure): keep N, removed golden images, unsubscribed paths, safety."""
+"""Retention decisions (pure): keep N, removed golden images, unsubscribed paths, safety."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ import random
 import pytest
 
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef
-from image_factory.retention import (
-    FACTORY,
-    KEEP_IN_FLIGHT,
-    VmFacts,
-    cleanup_plan,
-    render_table,
-    retention_plan,
-)
+from image_factory.retention.decisions import FACTORY
+from image_factory.retention.images import KEEP_IN_FLIGHT, retention_plan
 
 SUB = "11111111-1111-4111-8111-111111111111"
 GOLDEN = ["Ubuntu/Ubuntu2204.json", "Win2016/Datacenter.json", "Win2016/SQLExpress.json"]
@@ -197,28 +191,3 @@ def test_unreachable_lab_is_noted_not_retired() -> None:
     inv = LabInventory(lab=dev, status="forbidden", message="AuthorizationFailed")
     plan = retention_plan(labs=[dev], catalogue=[], inventories={dev.key: inv}, golden_images=GOLDEN, images_to_save=1)
     assert plan.deletions == () and "forbidden" in plan.notes[0]
-
-
-def test_factory_cleanup_rules() -> None:
-    vms = [
-        VmFacts("vm-captured", {"ImagePath": "Ubuntu/Ubuntu2204.json"}, "Succeeded"),
-        VmFacts("vm-pending", {"ImagePath": "Win2016/Datacenter.json"}, "Succeeded"),
-        VmFacts("vm-broken", {"ImagePath": "Win2016/Datacenter.json"}, "Failed"),
-        VmFacts("vm-keep", {"ImagePath": "Ubuntu/Ubuntu2204.json", "factoryignore": ""}, "Failed"),
-        VmFacts("vm-scratch", {}, "Succeeded"),
-    ]
-    plan = cleanup_plan(
-        vms=vms, captured_vms=["VM-CAPTURED"], where="ImageFactory", subscription_id=SUB, resource_group="rg-f"
-    )
-    assert {d.name: d.error for d in plan.deletions} == {"vm-broken": True, "vm-captured": False}
-    kept = {k.name: k.reason for k in plan.kept}
-    assert set(kept) == {"vm-pending", "vm-keep", "vm-scratch"}
-    assert "FactoryIgnore" in kept["vm-keep"] and "untagged" in kept["vm-scratch"]
-
-
-def test_table_says_would_in_a_dry_run() -> None:
-    plan = cleanup_plan(
-        vms=[VmFacts("vm-broken", {}, "Failed")], captured_vms=[], where="F", subscription_id=SUB, resource_group="rg"
-    )
-    assert "would delete (error)" in render_table(plan, dry_run=True)
-    assert "would delete" not in render_table(plan, dry_run=False)

@@ -71,22 +71,17 @@ class ArmSettings:
 
     def client_kwargs(self) -> dict[str, Any]:
         """Return keyword arguments for an Azure management client: endpoint, CA bundle, retries."""
-        return {
-            "base_url": self.arm_endpoint,
-            "connection_verify": self.connection_verify,
-            "retry_policy": RetryPolicy(
-                retry_total=RETRY_TOTAL,
-                retry_backoff_factor=RETRY_BACKOFF_FACTOR,
-                retry_backoff_max=RETRY_BACKOFF_MAX,
-            ),
-        }
+        return self._client_kwargs(RetryPolicy)
 
     def async_client_kwargs(self) -> dict[str, Any]:
         """Return keyword arguments for an async Azure management client."""
+        return self._client_kwargs(AsyncRetryPolicy)
+
+    def _client_kwargs(self, policy: type[RetryPolicy] | type[AsyncRetryPolicy]) -> dict[str, Any]:
         return {
             "base_url": self.arm_endpoint,
             "connection_verify": self.connection_verify,
-            "retry_policy": AsyncRetryPolicy(
+            "retry_policy": policy(
                 retry_total=RETRY_TOTAL,
                 retry_backoff_factor=RETRY_BACKOFF_FACTOR,
                 retry_backoff_max=RETRY_BACKOFF_MAX,

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.microsoft.azure.hooks.base_azure import AzureBaseHook
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.devtestlabs import DevTestLabsClient
@@ -16,7 +14,7 @@ from azure.mgmt.devtestlabs.models import CustomImage, CustomImagePropertiesCust
 
 from image_factory.capture_rules import FactoryVm
 from image_factory.exceptions import AzureRequestError, ForbiddenError, LabNotFoundError
-from image_factory.hooks.credentials import ArmSettings, arm_settings
+from image_factory.hooks.arm import ArmClients, AsyncArmClients, arm_message
 from image_factory.models import (
     IMAGE_PATH_TAG,
     MANAGED_BY_TAG,
@@ -27,48 +25,16 @@ from image_factory.models import (
     LabRef,
 )
 from image_factory.redact import redact
+from image_factory.states import ProvisioningState
 
 if TYPE_CHECKING:
     from azure.mgmt.devtestlabs.models import Lab, LabVirtualMachine
 
+    from image_factory.hooks.credentials import ArmSettings
+
 API_VERSION = "2018-09-15"
 #: ``$expand`` that makes ``virtualMachines.list`` return the compute VM (OS disk id, power state).
 VM_EXPAND = "properties($expand=computeVm)"
-#: Terminal and in-flight ``provisioningState`` values of an ARM resource.
-SUCCEEDED = "Succeeded"
-FAILED_STATES = frozenset({"Failed", "Canceled"})
-
-
-def _arm_message(exc: HttpResponseError) -> tuple[str | None, str]:
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None) if error is not None else None
-    message = getattr(error, "message", None) if error is not None else None
-    return code, redact(str(message or exc.reason or exc.message or "no detail"))
-
-
-def arm_error(exc: HttpResponseError, *, action: str, scope: str, principal: str) -> AzureRequestError:
-    """Translate an ARM error into the factory's exception, with a message that says what to fix."""
-    status = exc.status_code
-    code, message = _arm_message(exc)
-    if status == 403:
-        return ForbiddenError(
-            f"principal {principal} may not {action} on {scope} ({code or 'Forbidden'}: {message}). "
-            "Assign it the 'DevTest Labs User' role on the lab (or Contributor on its resource group).",
-            code=code,
-            status=status,
-        )
-    if status == 404:
-        return AzureRequestError(
-            f"{scope} was not found when trying to {action} ({code or 'NotFound'}: {message}). "
-            "Check the names in labs.json / factory.json.",
-            code=code,
-            status=status,
-        )
-    return AzureRequestError(
-        f"Azure refused to {action} on {scope} (HTTP {status} {code or ''}: {message}).",
-        code=code,
-        status=status,
-    )
 
 
 def lab_scope(subscription_id: str, resource_group: str | None, lab_name: str) -> str:
@@ -94,7 +60,7 @@ def lab_image(image: CustomImage) -> LabImage:
     vhd = image.vhd
     return LabImage(
         name=str(image.name),
-        provisioning_state=str(image.provisioning_state or "Unknown"),
+        provisioning_state=str(image.provisioning_state or ProvisioningState.UNKNOWN),
         image_path=tags.get(IMAGE_PATH_TAG),
         version=tags.get(VERSION_TAG),
         managed=tags.get(MANAGED_BY_TAG) == MANAGED_BY_VALUE,
@@ -120,7 +86,7 @@ def factory_vm(vm: LabVirtualMachine) -> FactoryVm:
     return FactoryVm(
         name=str(vm.name),
         tags=dict(vm.tags or {}),
-        provisioning_state=str(vm.provisioning_state or "Unknown"),
+        provisioning_state=str(vm.provisioning_state or ProvisioningState.UNKNOWN),
         power_state=power_state(vm),
         os_type=str(vm.os_type or (compute.os_type if compute is not None else None) or "Windows"),
         os_disk_id=compute.os_disk_id if compute is not None else None,
@@ -159,17 +125,12 @@ class DevTestLabsHook(AzureBaseHook):
     def __init__(self, arm_conn_id: str = default_conn_name) -> None:
         super().__init__(sdk_client=DevTestLabsClient, conn_id=arm_conn_id)
         self.arm_conn_id = arm_conn_id
-        self._clients: dict[str, DevTestLabsClient] = {}
+        self.clients = ArmClients(DevTestLabsClient, lambda: self.get_connection(self.conn_id), api_version=API_VERSION)
 
-    @cached_property
+    @property
     def settings(self) -> ArmSettings:
         """Return the connection's ARM settings (endpoint, CA, identity)."""
-        return arm_settings(self.get_connection(self.conn_id))
-
-    @cached_property
-    def credential(self) -> Any:
-        """Return the sync credential, built once per hook."""
-        return self.settings.credential()
+        return self.clients.settings
 
     def get_conn(self) -> DevTestLabsClient:
         """Return a client for the connection's own subscription (extra ``subscriptionId``)."""
@@ -181,18 +142,10 @@ class DevTestLabsHook(AzureBaseHook):
 
     def client(self, subscription_id: str) -> DevTestLabsClient:
         """Return a DevTest Labs client for ``subscription_id`` (cached per subscription)."""
-        key = subscription_id.lower()
-        if key not in self._clients:
-            self._clients[key] = DevTestLabsClient(
-                self.credential,
-                subscription_id,
-                api_version=API_VERSION,
-                **self.settings.client_kwargs(),
-            )
-        return self._clients[key]
+        return self.clients.client(subscription_id)
 
     def _fail(self, exc: HttpResponseError, action: str, scope: str) -> AzureRequestError:
-        return arm_error(exc, action=action, scope=scope, principal=self.settings.principal)
+        return self.clients.fail(exc, action, scope)
 
     # Labs -----------------------------------------------------------------------------------------------
     def get_lab(self, subscription_id: str, resource_group: str, lab_name: str) -> Lab:
@@ -201,7 +154,7 @@ class DevTestLabsHook(AzureBaseHook):
         try:
             return self.client(subscription_id).labs.get(resource_group, lab_name)
         except ResourceNotFoundError as exc:
-            _, message = _arm_message(exc)
+            _, message = arm_message(exc)
             raise LabNotFoundError(
                 f"{scope} does not exist ({message}): fix labs.json or create the lab", status=404
             ) from exc
@@ -270,12 +223,7 @@ class DevTestLabsHook(AzureBaseHook):
     # Factory VMs ----------------------------------------------------------------------------------------
     def list_vms(self, subscription_id: str, resource_group: str, lab_name: str) -> list[FactoryVm]:
         """List the lab's VMs with their compute VM (OS disk, power state) as ``FactoryVm``s."""
-        scope = lab_scope(subscription_id, resource_group, lab_name)
-        try:
-            vms = list(self.client(subscription_id).virtual_machines.list(resource_group, lab_name, expand=VM_EXPAND))
-        except HttpResponseError as exc:
-            raise self._fail(exc, "list the factory VMs", scope) from exc
-        return [factory_vm(vm) for vm in vms]
+        return [vm for vm, _created in self.list_vms_created(subscription_id, resource_group, lab_name)]
 
     def list_vms_created(
         self, subscription_id: str, resource_group: str, lab_name: str
@@ -343,9 +291,7 @@ class DevTestLabsHook(AzureBaseHook):
 
     def close(self) -> None:
         """Close every cached client."""
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        self.clients.close()
 
 
 class DevTestLabsAsyncHook(DevTestLabsHook):
@@ -353,30 +299,15 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
 
     def __init__(self, arm_conn_id: str = DevTestLabsHook.default_conn_name) -> None:
         super().__init__(arm_conn_id=arm_conn_id)
-        self._async_clients: dict[str, AsyncDevTestLabsClient] = {}
-        self._async_settings: ArmSettings | None = None
-        self._async_credential: Any = None
+        self.async_clients = AsyncArmClients(AsyncDevTestLabsClient, self.conn_id, api_version=API_VERSION)
 
     async def async_settings(self) -> ArmSettings:
         """Return the connection's ARM settings, read through the async connection API."""
-        if self._async_settings is None:
-            self._async_settings = arm_settings(await get_async_connection(self.conn_id))
-        return self._async_settings
+        return await self.async_clients.settings()
 
     async def async_client(self, subscription_id: str) -> AsyncDevTestLabsClient:
         """Return an async DevTest Labs client for ``subscription_id`` (cached)."""
-        key = subscription_id.lower()
-        if key not in self._async_clients:
-            settings = await self.async_settings()
-            if self._async_credential is None:
-                self._async_credential = settings.async_credential()
-            self._async_clients[key] = AsyncDevTestLabsClient(
-                self._async_credential,
-                subscription_id,
-                api_version=API_VERSION,
-                **settings.async_client_kwargs(),
-            )
-        return self._async_clients[key]
+        return await self.async_clients.client(subscription_id)
 
     async def custom_image_state_async(
         self, subscription_id: str, resource_group: str, lab_name: str, image_name: str
@@ -388,10 +319,9 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
         except ResourceNotFoundError:
             return None
         except HttpResponseError as exc:
-            principal = (await self.async_settings()).principal
             scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
-            raise arm_error(exc, action="read the custom image", scope=scope, principal=principal) from exc
-        return str(image.provisioning_state or "Unknown")
+            raise await self.async_clients.fail(exc, "read the custom image", scope) from exc
+        return str(image.provisioning_state or ProvisioningState.UNKNOWN)
 
     async def create_custom_image_and_wait_async(
         self,
@@ -430,16 +360,15 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
                 resource_group, lab_name, image_name, body, polling_interval=polling_interval
             )
         except HttpResponseError as exc:
-            principal = (await self.async_settings()).principal
-            raise arm_error(exc, action="create the custom image", scope=scope, principal=principal) from exc
+            raise await self.async_clients.fail(exc, "create the custom image", scope) from exc
         try:
             result = await asyncio.wait_for(poller.result(), timeout=max(1.0, timeout))
         except HttpResponseError as exc:
             self.log.warning("%s: creation ended with %s", scope, redact(str(exc))[:300])
-            return "Failed"
+            return ProvisioningState.FAILED
         except TimeoutError:
-            return "Creating"
-        return str(getattr(result, "provisioning_state", None) or SUCCEEDED)
+            return ProvisioningState.CREATING
+        return str(getattr(result, "provisioning_state", None) or ProvisioningState.SUCCEEDED)
 
     async def generate_upload_uri_async(
         self, subscription_id: str, resource_group: str, lab_name: str, blob_name: str
@@ -449,19 +378,13 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
         try:
             response = await client.labs.generate_upload_uri(resource_group, lab_name, blob_name=blob_name)
         except HttpResponseError as exc:
-            principal = (await self.async_settings()).principal
             scope = lab_scope(subscription_id, resource_group, lab_name)
-            raise arm_error(exc, action="generate an upload URI", scope=scope, principal=principal) from exc
+            raise await self.async_clients.fail(exc, "generate an upload URI", scope) from exc
         return str(response.upload_uri)
 
     async def aclose(self) -> None:
         """Close every async client and the async credential."""
-        for client in self._async_clients.values():
-            await client.close()
-        self._async_clients.clear()
-        if self._async_credential is not None:
-            await self._async_credential.close()
-            self._async_credential = None
+        await self.async_clients.aclose()
 
     async def __aenter__(self) -> DevTestLabsAsyncHook:
         return self

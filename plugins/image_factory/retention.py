@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from image_factory import imagepaths
 from image_factory.models import FACTORY_IGNORE_TAG, IMAGE_PATH_TAG, ImageVersion, LabImage, LabInventory, LabRef
+from image_factory.states import ProvisioningState
 
 Kind = Literal["custom_image", "catalogue_version", "factory_vm"]
 
@@ -168,7 +169,10 @@ def retention_plan(
     def lab_versions(images: Iterable[LabImage]) -> list[_Version]:
         return [
             _Version(
-                path=i.image_path, version=i.version or "", name=i.name, healthy=i.provisioning_state == "Succeeded"
+                path=i.image_path,
+                version=i.version or "",
+                name=i.name,
+                healthy=i.provisioning_state == ProvisioningState.SUCCEEDED,
             )
             for i in images
             if i.managed and i.image_path
@@ -310,7 +314,7 @@ def cleanup_plan(
         }
         if _tag(vm.tags, FACTORY_IGNORE_TAG) is not None:
             kept.append(Decision(action="keep", reason=f"tagged {FACTORY_IGNORE_TAG}", **common))  # type: ignore[arg-type]
-        elif vm.provisioning_state.casefold() == "failed":
+        elif ProvisioningState.FAILED.matches(vm.provisioning_state):
             deletions.append(
                 Decision(action="delete", reason="failed to provision", error=True, **common)  # type: ignore[arg-type]
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NotRequired, TypedDict, Unpack
 
 from airflow.providers.microsoft.azure.hooks.base_azure import AzureBaseHook
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -91,6 +91,17 @@ def factory_vm(vm: LabVirtualMachine) -> FactoryVm:
         os_type=str(vm.os_type or (compute.os_type if compute is not None else None) or "Windows"),
         os_disk_id=compute.os_disk_id if compute is not None else None,
     )
+
+
+class CustomImageSpec(TypedDict):
+    """What a factory custom image is made of: the uploaded VHD and the tags that say which version it is."""
+
+    vhd_name: str
+    os_type: str
+    sysprep: bool
+    image_path: str
+    version: str
+    description: NotRequired[str]
 
 
 def custom_image_body(
@@ -330,14 +341,9 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
         lab_name: str,
         image_name: str,
         *,
-        vhd_name: str,
-        os_type: str,
-        sysprep: bool,
-        image_path: str,
-        version: str,
-        description: str = "",
         timeout: float,
         polling_interval: float = 15.0,
+        **image: Unpack[CustomImageSpec],
     ) -> str:
         """Create the custom image and follow ARM's long-running operation; return its final provisioning state.
 
@@ -345,14 +351,7 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
         ``Retry-After`` says (``polling_interval`` only when it says nothing). A refused PUT raises; an operation
         that ends Failed/Canceled returns ``"Failed"``; one still running after ``timeout`` seconds ``"Creating"``.
         """
-        body = custom_image_body(
-            vhd_name=vhd_name,
-            os_type=os_type,
-            sysprep=sysprep,
-            image_path=image_path,
-            version=version,
-            description=description,
-        )
+        body = custom_image_body(**image)
         client = await self.async_client(subscription_id)
         scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
         try:

@@ -134,20 +134,25 @@ def delete_sas_blob(url: str, verify: str | bool = True) -> bool:
     return True
 
 
-class FactoryStorageHook(WasbHook):
+class _FactoryStorageConnection:
+    """The factory's ``wasb`` connection, as the provider's hooks declare one (shared by the sync and async hook)."""
+
+    conn_name_attr = "wasb_conn_id"
+    default_conn_name = "image_factory_storage"
+    conn_type = "wasb"
+
+    def __init__(self, wasb_conn_id: str = default_conn_name) -> None:
+        super().__init__(wasb_conn_id=wasb_conn_id)  # type: ignore[call-arg]
+
+
+class FactoryStorageHook(_FactoryStorageConnection, WasbHook):
     """The factory's storage account: what ``WasbHook`` lacks (catalogue listing, copy state, footers, read SAS).
 
     Blob existence, container creation, uploads and downloads are the provider's own ``check_for_blob``,
     ``create_container``, ``upload`` and ``download``.
     """
 
-    conn_name_attr = "wasb_conn_id"
-    default_conn_name = "image_factory_storage"
-    conn_type = "wasb"
     hook_name = "Azure Blob Storage (Image Factory)"
-
-    def __init__(self, wasb_conn_id: str = default_conn_name) -> None:
-        super().__init__(wasb_conn_id=wasb_conn_id)
 
     @cached_property
     def _connection_parts(self) -> dict[str, str]:
@@ -242,16 +247,10 @@ class FactoryStorageHook(WasbHook):
         return True
 
 
-class FactoryStorageAsyncHook(WasbAsyncHook):
+class FactoryStorageAsyncHook(_FactoryStorageConnection, WasbAsyncHook):
     """Async access to the factory's storage account for triggers (copy status only)."""
 
-    conn_name_attr = "wasb_conn_id"
-    default_conn_name = "image_factory_storage"
-    conn_type = "wasb"
     hook_name = "Azure Blob Storage (Image Factory, async)"
-
-    def __init__(self, wasb_conn_id: str = default_conn_name) -> None:
-        super().__init__(wasb_conn_id=wasb_conn_id)
 
     async def copy_state_async(self, container: str, blob: str) -> CopyState:
         """Return the copy state of a factory blob."""

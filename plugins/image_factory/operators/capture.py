@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 
 from image_factory.capture_rules import CaptureJob
 from image_factory.exceptions import CaptureError
-from image_factory.operators import factory_settings, poll_seconds
+from image_factory.operators import factory_settings, poll_seconds, require_keys
 from image_factory.settings import DEFAULT_POLL_SECONDS, MIN_TRIGGER_SECONDS
 
 if TYPE_CHECKING:
@@ -46,10 +46,7 @@ class CaptureVmOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(job, dict):
-            missing = [k for k in REQUIRED_JOB_KEYS if k not in job]
-            if missing:
-                raise ValueError(f"capture job lacks {', '.join(missing)}: pass CaptureJob.to_dict()")
+        require_keys(job, REQUIRED_JOB_KEYS, "capture job", "pass CaptureJob.to_dict()")
         self.job = job
         self.poll_interval = poll_interval
 

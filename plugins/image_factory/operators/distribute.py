@@ -17,7 +17,7 @@ from image_factory.exceptions import (
     LabNotFoundError,
 )
 from image_factory.models import Pair
-from image_factory.operators import factory_settings, poll_seconds
+from image_factory.operators import factory_settings, poll_seconds, require_keys
 from image_factory.settings import DEFAULT_POLL_SECONDS, MIN_TRIGGER_SECONDS
 
 if TYPE_CHECKING:
@@ -54,10 +54,7 @@ class DistributeImageOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(pair, dict):
-            missing = [k for k in REQUIRED_PAIR_KEYS if k not in pair]
-            if missing:
-                raise ValueError(f"pair lacks {', '.join(missing)}: pass Pair.to_dict()")
+        require_keys(pair, REQUIRED_PAIR_KEYS, "pair", "pass Pair.to_dict()")
         self.pair = pair
         self.poll_interval = poll_interval
 

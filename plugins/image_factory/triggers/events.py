@@ -17,13 +17,17 @@ Status = Literal["success", "error"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class CopyEvent:
-    """A watched blob copy ended (success, failed/aborted, gone, replaced) or was still pending at its deadline."""
-
-    kind: Literal["copy"] = "copy"
+class _Event:
     status: Status
     label: str
     message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyEvent(_Event):
+    """A watched blob copy ended (success, failed/aborted, gone, replaced) or was still pending at its deadline."""
+
+    kind: Literal["copy"] = "copy"
     blob: str
     copy_id: str | None = None
     size: int | None = None
@@ -31,26 +35,21 @@ class CopyEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ImageEvent:
-    """A custom image ended Failed/Canceled, vanished or was still provisioning at its deadline (or Succeeded)."""
+class ImageEvent(_Event):
+    """A custom image Succeeded, ended Failed/Canceled, vanished or was still provisioning at its deadline."""
 
     kind: Literal["image"] = "image"
-    status: Status
-    label: str
-    message: str
     image_name: str
     provisioning_state: str | None = None
     timeout: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
-class ErrorEvent:
+class ErrorEvent(_Event):
     """A step of the trigger raised (its type and redacted text are in ``message``)."""
 
     kind: Literal["error"] = "error"
     status: Status = "error"
-    label: str
-    message: str
 
 
 FactoryEvent = CopyEvent | ImageEvent | ErrorEvent

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.microsoft.azure.hooks.compute import AzureComputeHook
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient
@@ -10,8 +9,8 @@ from azure.mgmt.compute.aio import ComputeManagementClient as AsyncComputeManage
 from azure.mgmt.compute.models import GrantAccessData
 
 from image_factory.exceptions import CaptureError
-from image_factory.hooks.arm import ArmClients
-from image_factory.hooks.credentials import ArmSettings, arm_settings
+from image_factory.hooks.arm import ArmClients, AsyncArmClients
+from image_factory.hooks.credentials import ArmSettings
 from image_factory.redact import mask
 
 
@@ -58,12 +57,9 @@ class FactoryComputeHook(AzureComputeHook):
 
     async def get_async_conn(self) -> AsyncComputeManagementClient:
         """Return an async Compute client honouring the connection's endpoint, CA and authority."""
-        if self._async_conn is not None:
-            return self._async_conn
-        settings = arm_settings(await get_async_connection(self.conn_id))
-        self._async_conn = AsyncComputeManagementClient(
-            settings.async_credential(), str(settings.subscription_id), **settings.async_client_kwargs()
-        )
+        if self._async_conn is None:
+            clients = AsyncArmClients(AsyncComputeManagementClient, self.conn_id)
+            self._async_conn = await clients.client(str((await clients.settings()).subscription_id))
         return self._async_conn
 
     def grant_disk_read(self, disk_id: str, seconds: int) -> str:

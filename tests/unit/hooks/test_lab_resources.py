@@ -1,8 +1,8 @@
-"""DevTest Labs hook helpers: the custom image PUT body, ARM id parsing."""
+"""DevTest Labs resources: the custom image PUT body, ARM id parsing."""
 
 from __future__ import annotations
 
-from image_factory.hooks.devtestlabs import custom_image_body, resource_group_of
+from image_factory.hooks.lab_resources import custom_image_body, resource_group_of
 
 
 def test_custom_image_body_tags_and_flags() -> None:

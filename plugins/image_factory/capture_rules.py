@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from image_factory import imagepaths, naming
 from image_factory.catalogue import Catalogue
 from image_factory.models import IMAGE_PATH_TAG, IMAGE_TYPE_TAG, FactoryVm, OsType
+from image_factory.states import ProvisioningState
 
 #: Prefix of skip reasons that point at a configuration mistake (log them as warnings).
 WARNING_PREFIX = "warning: "
@@ -73,7 +74,7 @@ def _state_reason(vm: FactoryVm) -> str | None:
     """Return why ``vm`` is in no state to be captured, or None when it is a deallocated golden image VM."""
     if not imagepaths.segments(vm.tag(IMAGE_PATH_TAG) or ""):
         return "untagged: no ImagePath tag, so it is not a golden image VM"
-    if vm.provisioning_state.strip().lower() != "succeeded":
+    if not ProvisioningState.SUCCEEDED.matches(vm.provisioning_state):
         return f"provisioning {vm.provisioning_state or 'unknown'}: the VM was not created successfully"
     power = _power(vm.power_state)
     if power != "deallocated":

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from image_factory import imagepaths
 from image_factory.fanout import region_key
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef, Pair, Plan, SkippedPair, SkipReason
+from image_factory.states import ProvisioningState
 
 _STATUS_REASON: dict[str, SkipReason] = {
     "not_found": "lab_not_found",
@@ -152,7 +153,7 @@ def _plan_version(
     path = imagepaths.normalize(image.image_path)
     out.expected.add((lab.lab_name, path, image.version))
     existing = present.get(image.image_name.casefold())
-    if existing is not None and existing.provisioning_state.casefold() == "succeeded":
+    if existing is not None and ProvisioningState.SUCCEEDED.matches(existing.provisioning_state):
         out.skip(lab, path, "already_present", f"{image.image_name} is in the lab", image.version)
         return
     location = inventory.location or ""

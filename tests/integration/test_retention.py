@@ -28,7 +28,8 @@ from emulator.vhd import make_disk
 from image_factory import naming
 from image_factory.catalogue import sidecar_json
 from image_factory.exceptions import ImageFactoryError
-from image_factory.hooks.devtestlabs import DevTestLabsHook, custom_image_body
+from image_factory.hooks.devtestlabs import DevTestLabsHook
+from image_factory.hooks.lab_resources import custom_image_body
 from image_factory.models import MANAGED_BY_TAG, ImageVersion, LabRef, Plan
 from image_factory.retention.operator import ALREADY_GONE, DELETED, RetireOperator
 from image_factory.retention.steps import Decided, decisions_of, record

@@ -9,6 +9,7 @@ from image_factory import imagepaths
 from image_factory.catalogue import parse_timestamp
 from image_factory.models import FACTORY_IGNORE_TAG, IMAGE_PATH_TAG, FactoryVm, ImageVersion
 from image_factory.retention.decisions import Action, Decision, RetentionPlan
+from image_factory.states import ProvisioningState
 
 
 def _aware(moment: datetime) -> datetime:
@@ -41,7 +42,7 @@ def _verdict(vm: FactoryVm, captured: set[str]) -> tuple[Action, str, bool]:
     """Return (action, reason, is an error) for one factory VM."""
     if vm.tag(FACTORY_IGNORE_TAG) is not None:
         return "keep", f"tagged {FACTORY_IGNORE_TAG}", False
-    if vm.provisioning_state.casefold() == "failed":
+    if ProvisioningState.FAILED.matches(vm.provisioning_state):
         return "delete", "failed to provision", True
     if vm.tag(IMAGE_PATH_TAG) is None:
         return "keep", "untagged: not a golden-image VM, reported only", False

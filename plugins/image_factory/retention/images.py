@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from image_factory import imagepaths
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef
 from image_factory.retention.decisions import FACTORY, Action, Decision, Kind, RetentionPlan, merge
+from image_factory.states import ProvisioningState
 
 REASON_OLD = "older than the newest {n} versions of {path}"
 REASON_GOLDEN_REMOVED = "golden image {path} no longer exists"
@@ -119,7 +120,12 @@ def _row(place: _Place, action: Action, v: _Version, reason: str) -> Decision:
 def _lab_versions(images: Iterable[LabImage]) -> list[_Version]:
     """Return a lab's versions retention may touch: the factory's own images (with the marker tag)."""
     return [
-        _Version(path=i.image_path, version=i.version or "", name=i.name, healthy=i.provisioning_state == "Succeeded")
+        _Version(
+            path=i.image_path,
+            version=i.version or "",
+            name=i.name,
+            healthy=i.provisioning_state == ProvisioningState.SUCCEEDED,
+        )
         for i in images
         if i.managed and i.image_path
     ]

@@ -264,25 +264,15 @@ def _throttled(status: int, headers: dict[str, str]) -> Exception:
     return error
 
 
-def test_retry_after_is_read_in_seconds_milliseconds_or_as_a_date() -> None:
-    from image_factory.triggers.blob_copy import retry_after_seconds
-
-    assert retry_after_seconds(_throttled(429, {"Retry-After": "7"})) == 7
-    assert retry_after_seconds(_throttled(503, {"x-ms-retry-after-ms": "1500", "Retry-After": "9"})) == 1.5
-    assert retry_after_seconds(_throttled(503, {"Retry-After": "Thu, 01 Jan 2026 00:00:30 GMT"}), now=1767225600) == 30
-    assert retry_after_seconds(_throttled(503, {})) == 0 and retry_after_seconds(ValueError("x")) == 0
-    assert retry_after_seconds(_throttled(503, {"Retry-After": "soon"})) == 0
-
-
 async def test_a_throttled_status_read_waits_its_retry_after(fakes: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    from image_factory.triggers import blob_copy
+    from image_factory.triggers import copy_watch
 
-    monkeypatch.setattr(blob_copy.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(copy_watch.asyncio, "sleep", fake_sleep)
     blob = FlakyBlob(
         [CopyState(exists=True, status="success", copy_id="c1", size=1)], 1, _throttled(503, {"Retry-After": "20"})
     )

@@ -136,7 +136,6 @@ def make_plan(run: RunContext) -> Plan:
         catalogue_images=catalogue.images,
         inventories=take_inventories(run, run.selected_labs()),
         factory_location=str(factory_lab.location or ""),
-        run_version=run.version,
         images_to_save=factory.images_to_save,
         lab_filter=list(run.params.labs) or None,
         path_filter=list(run.params.image_paths) or None,

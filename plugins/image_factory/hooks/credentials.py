@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
-DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 
 #: Retries for ARM calls: throttling (429) and transient 5xx, honouring ``Retry-After``.
 RETRY_TOTAL = 6

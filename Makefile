@@ -33,7 +33,7 @@ node_modules/.installed: package.json package-lock.json
 
 bootstrap: $(VENV)/.installed node_modules/.installed
 
-# Debian's chromium, for the one end-to-end check of the UI's trigger form.
+# Debian's chromium, which Playwright drives for the UI checks (Playwright's own browser download is not used).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }

@@ -6,7 +6,9 @@ import argparse
 import logging
 import sys
 
-from bench.harness import FULL, QUICK, SCENARIOS, annotate_overheads, annotate_parse, regenerate_results_md, run
+from bench.harness import FULL, QUICK, SCENARIOS, annotate_overheads, run
+from bench.report import regenerate_results_md
+from bench.scale import annotate_parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("bench.harness").setLevel(logging.INFO)
+    for progress in ("bench.harness", "bench.ours"):  # the scenarios and the stack's steps; the baseline's with -v
+        logging.getLogger(progress).setLevel(logging.INFO)
     for noisy in ("azure", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.what[0] == "parse":

@@ -316,6 +316,17 @@ class DistributeImages:
             retry_total=0,
         )
 
+    def _container(self, account: str, container: str) -> ContainerClient:
+        """Return a key-authorized container client (the original's ``New-AzureStorageContext`` with a key)."""
+        return ContainerClient(
+            self.endpoints.account_url(account),
+            container,
+            credential={"account_name": account, "account_key": self.endpoints.account_keys[account]},
+            connection_verify=self.endpoints.verify,
+            raw_request_hook=self._hook("blob"),
+            retry_total=0,
+        )
+
     def _error(self, message: str) -> None:
         log.error("%s", message)
         with self._lock:
@@ -363,14 +374,7 @@ class DistributeImages:
         info = self.get_lab_storage_info(subscription_id, labs[0])
         account = info["storageAcctName"]
         self._cmdlet("Get-AzureStorageBlob")
-        container = ContainerClient(
-            self.endpoints.account_url(account),
-            ROOT_CONTAINER,
-            credential={"account_name": account, "account_key": self.endpoints.account_keys[account]},
-            connection_verify=self.endpoints.verify,
-            raw_request_hook=self._hook("blob"),
-            retry_total=0,
-        )
+        container = self._container(account, ROOT_CONTAINER)
         images: list[dict[str, Any]] = []
         with container:
             names = [b.name for b in container.list_blobs() if b.name.endswith("json")]
@@ -600,14 +604,7 @@ class DistributeImages:
             if account not in self.endpoints.account_keys:
                 continue
             self._cmdlet("Get-AzureStorageContainer")
-            container = ContainerClient(
-                self.endpoints.account_url(account),
-                UPLOAD_CONTAINER,
-                credential={"account_name": account, "account_key": self.endpoints.account_keys[account]},
-                connection_verify=self.endpoints.verify,
-                raw_request_hook=self._hook("blob"),
-                retry_total=0,
-            )
+            container = self._container(account, UPLOAD_CONTAINER)
             with container:
                 try:
                     container.get_container_properties()
@@ -628,8 +625,3 @@ class DistributeImages:
                 client.close()
             self._clients.clear()
         return self.result
-
-
-def run_baseline(endpoints: Endpoints, settings: BaselineSettings) -> BaselineResult:
-    """Run the ported DistributeImages once."""
-    return DistributeImages(endpoints, settings).run()

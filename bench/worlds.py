@@ -1,53 +1,37 @@
-"""Worlds, configuration folders and a pre-filled factory catalogue for benchmark scenarios."""
+"""Worlds, configuration folders and a pre-filled factory catalogue for benchmark scenarios.
+
+Worlds come from the emulator's generator; the configuration folder is written from ``Configuration/`` read as
+data; the catalogue is written in the sidecar format of docs/ARCHITECTURE.md. Nothing here imports the product.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
+from emulator.vhd import FOOTER_SIZE, make_disk
+from emulator.worlds.generate import generate
+
 REPO = Path(__file__).resolve().parents[1]
 FACTORY_LAB = "ImageFactory"
 FACTORY_ACCOUNT = "factorystore"
 CONTAINER = "imagefactoryvhds"
 MIB = 1024 * 1024
-
-if str(REPO / "plugins") not in sys.path:
-    sys.path.insert(0, str(REPO / "plugins"))
+#: ``schemaVersion`` of the sidecars the factory's capture writes.
+SIDECAR_SCHEMA_VERSION = 2
 
 
 def generate_world(labs: int, images: int, regions: int = 1, **settings: float) -> dict[str, Any]:
     """Return a world with ``labs`` target labs and ``images`` factory VMs (``emulator.worlds.generate``)."""
-    try:
-        from emulator.worlds.generate import generate
-    except ImportError:  # the generator is another part's: fall back to its command line
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "emulator.worlds.generate",
-                "--labs",
-                str(labs),
-                "--images",
-                str(images),
-                "--regions",
-                str(regions),
-            ],
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        world: dict[str, Any] = json.loads(out)
-    else:
-        world = generate(labs, images, regions)
+    world = generate(labs, images, regions)
     world.setdefault("settings", {}).update(settings)
     return world
 
@@ -130,50 +114,97 @@ def write_config(
     return config_dir
 
 
+def catalogue_name(image_path: str, version: str) -> str:
+    """Return the name capture gives a generated world's ImagePath (``Folder/File.json``) at ``version``.
+
+    The rule is the product's (docs/ARCHITECTURE.md "Image identity"), written here for the plain paths
+    ``emulator.worlds.generate`` makes, so that the benchmark does not import the product; a unit test holds the two
+    to the same answer.
+    """
+    *folders, file = image_path.split("/")
+    stem = "_".join((*folders[-1:], file.removesuffix(".json")))
+    digest = hashlib.sha256(image_path.casefold().encode("utf-8")).hexdigest()[:8]
+    return f"{stem}-{version}-{digest}"
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One factory VM as capture would have catalogued it: its image name, VHD blob and sidecar document."""
+
+    name: str
+    disk_seed: int
+    #: The VHD's data part (the footer comes on top).
+    data_bytes: int
+    sidecar: dict[str, Any]
+
+    @property
+    def vhd_blob(self) -> str:
+        """The VHD's blob name in the factory container."""
+        return f"{self.name}.vhd"
+
+    @property
+    def sidecar_blob(self) -> str:
+        """The sidecar's blob name in the factory container."""
+        return f"{self.name}.json"
+
+
+def _captured(vm: Mapping[str, Any]) -> bool:
+    """Tell whether capture would catalogue ``vm``: tagged, deallocated and provisioned."""
+    return bool(
+        vm.get("tags", {}).get("ImagePath")
+        and vm.get("power_state") == "deallocated"
+        and vm.get("provisioning_state", "Succeeded") == "Succeeded"
+    )
+
+
+def catalogue_entries(world: Mapping[str, Any], version: str, timestamp: str) -> list[CatalogueEntry]:
+    """Return the catalogue capture would write for the factory VMs of ``world`` (the sidecar format of
+    docs/ARCHITECTURE.md, ``schemaVersion`` 2); the disk of VM ``i`` is ``make_disk(size, seed=i + 1)``."""
+    entries: list[CatalogueEntry] = []
+    for index, vm in enumerate(factory_lab(world).get("vms", [])):
+        if not _captured(vm):
+            continue
+        path = str(vm["tags"]["ImagePath"])
+        name = catalogue_name(path, version)
+        data_bytes = int(vm.get("disk_size_mib", 1)) * MIB
+        sidecar = {
+            "imageName": name,
+            "imagePath": path,
+            "description": f"{path} captured for the benchmark",
+            "osType": vm.get("os_type", "Windows"),
+            "vhdFileName": f"{name}.vhd",
+            "timestamp": timestamp,
+            "version": version,
+            "generalized": vm.get("tags", {}).get("ImageType", "Generalized") != "Specialized",
+            "sizeBytes": data_bytes + FOOTER_SIZE,
+            "sourceVm": vm["name"],
+            "footerSha256": None,
+            "schemaVersion": SIDECAR_SCHEMA_VERSION,
+        }
+        entries.append(CatalogueEntry(name, index + 1, data_bytes, sidecar))
+    return entries
+
+
 def seed_catalogue(info: Mapping[str, Any], world: Mapping[str, Any], version: str | None = None) -> list[str]:
     """Put one VHD + sidecar per factory VM into the factory catalogue (what capture would write); return names."""
-    from emulator.vhd import make_disk
-    from image_factory import naming
-    from image_factory.catalogue import sidecar_json
-    from image_factory.models import ImageVersion
-
-    version = version or datetime.now(UTC).date().isoformat()
+    now = datetime.now(UTC)
+    entries = catalogue_entries(world, version or now.date().isoformat(), now.isoformat())
     acct = info["storage"][FACTORY_ACCOUNT]
     service = BlobServiceClient(
         acct["blob_endpoint"],
         credential={"account_name": FACTORY_ACCOUNT, "account_key": acct["account_key"]},
         connection_verify=info["ca_bundle"],
     )
-    names: list[str] = []
     with service:
         container = service.get_container_client(CONTAINER)
         if not container.exists():
             container.create_container()
-        for index, vm in enumerate(factory_lab(world).get("vms", [])):
-            path = vm.get("tags", {}).get("ImagePath")
-            if (
-                not path
-                or vm.get("power_state") != "deallocated"
-                or vm.get("provisioning_state", "Succeeded") != "Succeeded"
-            ):
-                continue
-            name = naming.image_name(path, version)
-            data = make_disk(int(vm.get("disk_size_mib", 1)) * MIB, seed=index + 1)
-            container.get_blob_client(naming.vhd_blob(name)).upload_blob(data, blob_type="PageBlob", overwrite=True)
-            image = ImageVersion(
-                image_name=name,
-                image_path=path,
-                version=version,
-                vhd_blob=naming.vhd_blob(name),
-                os_type=vm.get("os_type", "Windows"),
-                sysprep=vm.get("tags", {}).get("ImageType", "Generalized") != "Specialized",
-                description=f"{path} captured for the benchmark",
-                timestamp=datetime.now(UTC).isoformat(),
-                size_bytes=len(data),
-                source_vm=vm["name"],
+        for entry in entries:
+            data = make_disk(entry.data_bytes, seed=entry.disk_seed)
+            container.get_blob_client(entry.vhd_blob).upload_blob(data, blob_type="PageBlob", overwrite=True)
+            container.get_blob_client(entry.sidecar_blob).upload_blob(
+                (json.dumps(entry.sidecar, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+                overwrite=True,
+                content_settings=ContentSettings(content_type="application/json"),
             )
-            container.get_blob_client(naming.sidecar_blob(name)).upload_blob(
-                sidecar_json(image), overwrite=True, content_settings=ContentSettings(content_type="application/json")
-            )
-            names.append(name)
-    return names
+    return [entry.name for entry in entries]

@@ -28,16 +28,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, TaskGroup, get_current_context, task
+from airflow.sdk import DAG, Param, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from image_factory import retire as retirement
 from image_factory import settings, tasks
 from image_factory.configuration import parse_time_settings
-from image_factory.exceptions import ConfigurationError, ImageFactoryError
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
-from image_factory.operators.retire import RetireOperator
+from image_factory.retention import steps as retirement
+from image_factory.retention.operator import RetireOperator
+from image_factory.run_context import RunContext
 
 POLL = "{{ params.copy_poll_seconds }}"
 #: factory.json read once per parse with the tasks' reader (its defaults when it cannot be used).
@@ -116,21 +116,14 @@ with DAG(
     @task(retries=0)  # a configuration or params error never fixes itself: fail at once, naming it
     def validate_config() -> dict[str, Any]:
         """Validate Configuration/ and the run's params."""
-        return tasks.validate_config(get_current_context()["params"])
+        return tasks.validate_config(RunContext.current())
 
     with TaskGroup("capture") as capture:
 
         @task
         def list_factory_vms() -> list[dict[str, Any]]:
             """List the factory VMs to capture for this run's version."""
-            ctx = get_current_context()
-            dag_run = ctx["dag_run"]
-            return tasks.list_capture_jobs(
-                ctx["params"],
-                run_type=str(getattr(dag_run, "run_type", "") or ""),
-                logical_date=ctx.get("logical_date"),
-                run_after=getattr(dag_run, "run_after", None),
-            )
+            return tasks.list_capture_jobs(RunContext.current())
 
         jobs = list_factory_vms()
         CaptureVmOperator.partial(
@@ -143,46 +136,25 @@ with DAG(
 
     # all_done: one VM that fails to capture must not hold back what is already catalogued (the run still ends
     # failed, naming that VM); plan re-validates the configuration itself.
-    @task(trigger_rule="all_done")
+    @task(task_id=tasks.PLAN_TASK_ID, trigger_rule="all_done")
     def plan() -> list[dict[str, Any]]:
         """Plan the distribution; return the pairs to distribute (none in a dry run)."""
-        ctx = get_current_context()
-        try:
-            result = tasks.make_plan(
-                ctx["params"],
-                logical_date=ctx.get("logical_date"),
-                run_after=getattr(ctx["dag_run"], "run_after", None),
-            )
-        except ConfigurationError as exc:
-            # Broken configuration or params never fix themselves: fail now instead of retrying for minutes.
-            raise AirflowFailException(str(exc)) from exc
-        ctx["ti"].xcom_push(key="plan", value=result.to_dict())
-        waves = tasks.pairs_for_mapping(result, ctx["params"])
-        ctx["ti"].xcom_push(key="regional", value=waves["regional"])
-        return waves["direct"]
+        return tasks.plan_distribution(RunContext.current())
 
     @task(trigger_rule="all_done")
     def regional_pairs() -> list[dict[str, Any]]:
         """Return the pairs that copy from a lab of their own region (region fan-out), after the direct wave."""
-        pulled = get_current_context()["ti"].xcom_pull(task_ids="plan", key="regional")
-        return list(pulled or [])
+        return tasks.regional_pairs(RunContext.current())
 
     @task(trigger_rule="all_done")
     def cleanup_uploads() -> int:
         """Delete the uploads region seeds kept for their region's other labs."""
-        return tasks.cleanup_seed_uploads(get_current_context()["ti"].xcom_pull(task_ids="plan"))
+        return tasks.cleanup_seed_uploads(RunContext.current())
 
     @task(trigger_rule="all_done", retries=0)
     def verify() -> dict[str, Any]:
         """Check every lab has what the plan expected; fail listing what is missing."""
-        ctx = get_current_context()
-        dag_run = ctx["dag_run"]
-        return tasks.verify(
-            ctx["ti"].xcom_pull(task_ids="plan", key="plan"),
-            ctx["params"],
-            version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
-            run_id=str(dag_run.run_id),
-        )
+        return tasks.verify(RunContext.current())
 
     checked = validate_config()
     pairs = plan()
@@ -207,21 +179,7 @@ with DAG(
         @task(trigger_rule="all_done")
         def decide() -> list[dict[str, Any]]:
             """Decide what retention and factory clean-up delete; return the deletions (none in a dry run)."""
-            ctx = get_current_context()
-            dag_run = ctx["dag_run"]
-            plan_doc = ctx["ti"].xcom_pull(task_ids="plan", key="plan")
-            try:
-                return retirement.decide(
-                    ctx["params"],
-                    plan_doc=plan_doc,
-                    version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
-                    run_id=str(dag_run.run_id),
-                )
-            except ImageFactoryError as exc:
-                if plan_doc is None:
-                    # A failed plan never comes back: fail now instead of retrying for minutes.
-                    raise AirflowFailException(str(exc)) from exc
-                raise
+            return retirement.decide(RunContext.current())
 
         deleted = RetireOperator.partial(
             task_id="delete",
@@ -231,16 +189,8 @@ with DAG(
 
         @task(trigger_rule="all_done", retries=0)
         def report() -> dict[str, Any]:
-            """Record the deletions' outcomes; fail naming factory VMs that failed to provision."""
-            ctx = get_current_context()
-            dag_run = ctx["dag_run"]
-            count = len(ctx["ti"].xcom_pull(task_ids="retire.decide") or [])
-            outcomes = ctx["ti"].xcom_pull(task_ids="retire.delete", map_indexes=list(range(count))) if count else []
-            return retirement.report(
-                outcomes,
-                version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
-                run_id=str(dag_run.run_id),
-            )
+            """Write the retire report (decisions + outcomes); fail naming factory VMs that failed to provision."""
+            return retirement.report(RunContext.current())
 
         deleted >> report()
 

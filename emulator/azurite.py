@@ -9,12 +9,13 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+
+from emulator.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,6 @@ _PR_SET_PDEATHSIG = 1
 
 class AzuriteError(RuntimeError):
     """Azurite could not be started."""
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> None:

@@ -6,7 +6,7 @@ import itertools
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -58,6 +58,10 @@ class Fault:
     message: str
     retry_after: float | None
     delay: float
+
+
+#: What a fault takes from its rule's (normalized) spec: every field but the rule's id.
+_FAULT_FIELDS = tuple(f.name for f in fields(Fault) if f.name != "rule_id")
 
 
 @dataclass
@@ -122,15 +126,7 @@ class FaultRules:
                 if spec["probability"] < 1.0 and self._rng.random() >= spec["probability"]:
                     continue
                 rule.fired += 1
-                return Fault(
-                    rule_id=rule.rule_id,
-                    kind=spec["kind"],
-                    status=spec["status"],
-                    error_code=spec["error_code"],
-                    message=spec["message"],
-                    retry_after=spec["retry_after"],
-                    delay=spec["delay"],
-                )
+                return Fault(rule_id=rule.rule_id, **{name: spec[name] for name in _FAULT_FIELDS})
         return None
 
     def record_throttle(self, *, service: str, operation: str, method: str, path: str, retry_after: float) -> None:

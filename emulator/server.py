@@ -10,20 +10,19 @@ import logging
 import secrets
 import shutil
 import signal
-import socket
 import tempfile
 import time
-from collections.abc import Generator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-import uvicorn
 from starlette.applications import Starlette
 
-from emulator.arm.app import build_app
+from emulator.arm.app import ArmFrontDoor, build_app
 from emulator.certs import CertPaths, make_certificates
 from emulator.entra import Entra
 from emulator.faults import FaultRules
+from emulator.https import QuietServer, start_https, wait_started
 from emulator.storage import StorageEmulator
 from emulator.vhd import make_disk
 from emulator.world import DISK_ACCOUNT, DISK_CONTAINER, World, disk_blob_name, disk_seed, load_world
@@ -31,14 +30,6 @@ from emulator.world import DISK_ACCOUNT, DISK_CONTAINER, World, disk_blob_name, 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-
-
-class _ArmServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to ``serve``."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def account_keys(world: World) -> dict[str, str]:
@@ -82,31 +73,48 @@ def ready_line(
     }
 
 
-async def start_arm(app: Starlette, certs: CertPaths, port: int) -> tuple[_ArmServer, asyncio.Task[None], int]:
+async def start_arm(app: Starlette, certs: CertPaths, port: int) -> tuple[QuietServer, asyncio.Task[None], int]:
     """Serve ``app`` over HTTPS on 127.0.0.1:``port`` (0 = free port); return the server, its task, the port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    bound = int(sock.getsockname()[1])
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        ssl_certfile=str(certs.cert_pem),
-        ssl_keyfile=str(certs.key_pem),
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        timeout_keep_alive=120,
-        timeout_graceful_shutdown=2,
-    )
-    server = _ArmServer(config)
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("the ARM server stopped during start-up")
-        await asyncio.sleep(0.02)
+    server, task, bound = start_https(app, certs, port)
+    await wait_started(server, task, what="the ARM server")
     return server, task, bound
+
+
+@contextlib.contextmanager
+def _state_folder(state_dir: Path | None) -> Iterator[Path]:
+    """Yield ``state_dir`` (created if missing), or a temporary folder removed afterwards when it is None."""
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        yield state_dir
+        return
+    state = Path(tempfile.mkdtemp(prefix="local-azure-"))
+    try:
+        yield state
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM/SIGINT while the block runs."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _until_stopped(stop: asyncio.Event, arm_task: asyncio.Task[None]) -> None:
+    """Wait for ``stop``; raise if the ARM server ends first."""
+    stop_wait = asyncio.get_running_loop().create_task(stop.wait())
+    await asyncio.wait({stop_wait, arm_task}, return_when=asyncio.FIRST_COMPLETED)
+    stop_wait.cancel()
+    if arm_task.done():
+        arm_task.result()
+        raise RuntimeError("the ARM server stopped unexpectedly")
 
 
 async def serve(
@@ -121,61 +129,47 @@ async def serve(
     """Run the local Azure until SIGTERM/SIGINT (or ``stop``); print the ready line to ``out``."""
     started = time.monotonic()
     world = load_world(world_path)
-    own_dir = state_dir is None
-    state = Path(tempfile.mkdtemp(prefix="local-azure-")) if state_dir is None else state_dir
-    state.mkdir(parents=True, exist_ok=True)
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    certs = make_certificates(state / "certs")
-    keys = account_keys(world)
-    faults = FaultRules()
-    storage = StorageEmulator(
-        state_dir=state,
-        accounts=keys,
-        certs=certs,
-        faults=faults,
-        blob_port=blob_port,
-        copy_seconds=world.settings.copy_seconds,
-    )
-    server: _ArmServer | None = None
-    task: asyncio.Task[None] | None = None
-    front = None
-    try:
-        await storage.start()
-        disks = await write_disks(world, storage)
-        entra = Entra(world)
-        app, front = build_app(world, entra, storage, faults)
-        server, task, port = await start_arm(app, certs, arm_port)
-        arm_url = f"https://127.0.0.1:{port}"
-        log.info(
-            "local Azure ready in %.1f s: ARM %s, blob %s, %d disks",
-            time.monotonic() - started,
-            arm_url,
-            storage.blob_endpoint,
-            disks,
+    with _state_folder(state_dir) as state, _stop_on_signals(stop):
+        certs = make_certificates(state / "certs")
+        keys = account_keys(world)
+        storage = StorageEmulator(
+            state_dir=state,
+            accounts=keys,
+            certs=certs,
+            faults=FaultRules(),
+            blob_port=blob_port,
+            copy_seconds=world.settings.copy_seconds,
         )
-        out.write(json.dumps(ready_line(world, entra, storage, keys=keys, arm_url=arm_url, ca=certs.ca_pem)) + "\n")
-        out.flush()
-        stop_wait = loop.create_task(stop.wait())
-        await asyncio.wait({stop_wait, task}, return_when=asyncio.FIRST_COMPLETED)
-        stop_wait.cancel()
-        if task.done():
-            task.result()
-            raise RuntimeError("the ARM server stopped unexpectedly")
-        log.info("stopping the local Azure")
-        return 0
-    finally:
-        if server is not None:
-            server.should_exit = True
-        if task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(task, 10)
-        if front is not None:
-            await front.services.lro.stop()
-        await storage.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        if own_dir:
-            shutil.rmtree(state, ignore_errors=True)
+        server: QuietServer | None = None
+        task: asyncio.Task[None] | None = None
+        front: ArmFrontDoor | None = None
+        try:
+            await storage.start()
+            disks = await write_disks(world, storage)
+            entra = Entra(world)
+            app, front = build_app(world, entra, storage, storage.faults)
+            server, task, port = await start_arm(app, certs, arm_port)
+            arm_url = f"https://127.0.0.1:{port}"
+            log.info(
+                "local Azure ready in %.1f s: ARM %s, blob %s, %d disks",
+                time.monotonic() - started,
+                arm_url,
+                storage.blob_endpoint,
+                disks,
+            )
+            line = ready_line(world, entra, storage, keys=keys, arm_url=arm_url, ca=certs.ca_pem)
+            out.write(json.dumps(line) + "\n")
+            out.flush()
+            await _until_stopped(stop, task)
+            log.info("stopping the local Azure")
+            return 0
+        finally:
+            if server is not None:
+                server.should_exit = True
+            if task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, 10)
+            if front is not None:
+                await front.services.lro.stop()
+            await storage.stop()

@@ -6,16 +6,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import socket
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import uvicorn
 from azure.storage.blob import (
     AccountSasPermissions,
     ResourceTypes,
@@ -25,9 +22,13 @@ from azure.storage.blob import (
 )
 
 from emulator.azurite import AzuriteProcess
-from emulator.blobproxy import PENDING, BlobProxy, redact, tracking_protocol
+from emulator.blob.connections import tracking_protocol
+from emulator.blob.copies import PENDING
+from emulator.blob.operations import redact
+from emulator.blob.proxy import BlobProxy
 from emulator.certs import CertPaths
 from emulator.faults import FaultRules
+from emulator.https import QuietServer, start_https, wait_started
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,6 @@ class BlobInfo:
     content_type: str | None = None
 
 
-class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to its host process."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 class StorageEmulator:
     """Azurite (plain HTTP, loopback) behind an HTTPS proxy that behaves like Azure Blob storage."""
 
@@ -89,7 +82,7 @@ class StorageEmulator:
         self._copy_bandwidth = copy_bandwidth
         self.azurite = AzuriteProcess(location=state_dir / "azurite", accounts=self.accounts, ca_pem=certs.ca_pem)
         self.proxy: BlobProxy | None = None
-        self._server: _QuietServer | None = None
+        self._server: QuietServer | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._port = 0
         self._sas_issued: list[dict[str, Any]] = []
@@ -110,33 +103,14 @@ class StorageEmulator:
                 copy_seconds=self._copy_seconds,
                 copy_bandwidth=self._copy_bandwidth,
             )
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", self.blob_port))
-            self._port = int(sock.getsockname()[1])
-            config = uvicorn.Config(
+            self._server, self._serve_task, self._port = start_https(
                 self.proxy,
+                self.certs,
+                self.blob_port,
                 http=tracking_protocol(self.proxy.connections),
-                lifespan="off",
-                ssl_certfile=str(self.certs.cert_pem),
-                ssl_keyfile=str(self.certs.key_pem),
-                log_level="warning",
-                access_log=False,
-                server_header=False,
                 date_header=False,
-                timeout_keep_alive=120,
-                timeout_graceful_shutdown=2,
             )
-            self._server = _QuietServer(config)
-            self._serve_task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
-            deadline = time.monotonic() + 10
-            while not self._server.started:
-                if self._serve_task.done():
-                    self._serve_task.result()
-                    raise StorageError("the blob proxy stopped during start-up")
-                if time.monotonic() > deadline:
-                    raise StorageError("the blob proxy did not start within 10 s")
-                await asyncio.sleep(0.02)
+            await wait_started(self._server, self._serve_task, what="the blob proxy", error=StorageError, timeout=10)
         except BaseException:
             await self.stop()
             raise
@@ -185,37 +159,24 @@ class StorageEmulator:
         self, account: str, container: str, blob: str, *, permission: str, expiry: dt.datetime, purpose: str
     ) -> str:
         """Return a blob URL with a service SAS, and record it (signature redacted) in ``sas_issued``."""
-        token = generate_blob_sas(
-            account_name=account,
-            container_name=container,
-            blob_name=blob,
-            account_key=self._key(account),
-            permission=permission,
-            expiry=expiry,
-        )
-        url = f"{self.account_url(account)}/{quote(container)}/{quote(blob, safe='/')}?{token}"
-        self._record_sas(url, (account, container, blob), permission, expiry, purpose)
-        return url
+        return self._sas_url((account, container, blob), permission, expiry, purpose)
 
     def container_sas_url(
         self, account: str, container: str, *, permission: str, expiry: dt.datetime, purpose: str
     ) -> str:
         """Return a container URL with a service SAS, and record it (signature redacted) in ``sas_issued``."""
-        token = generate_container_sas(
-            account_name=account,
-            container_name=container,
-            account_key=self._key(account),
-            permission=permission,
-            expiry=expiry,
-        )
-        url = f"{self.account_url(account)}/{quote(container)}?{token}"
-        self._record_sas(url, (account, container, None), permission, expiry, purpose)
-        return url
+        return self._sas_url((account, container, None), permission, expiry, purpose)
 
-    def _record_sas(
-        self, url: str, target: tuple[str, str, str | None], permission: str, expiry: dt.datetime, purpose: str
-    ) -> None:
+    def _sas_url(self, target: tuple[str, str, str | None], permission: str, expiry: dt.datetime, purpose: str) -> str:
         account, container, blob = target
+        grant: dict[str, Any] = {"account_key": self._key(account), "permission": permission, "expiry": expiry}
+        if blob is None:
+            token = generate_container_sas(account, container, **grant)
+            path = quote(container)
+        else:
+            token = generate_blob_sas(account, container, blob, **grant)
+            path = f"{quote(container)}/{quote(blob, safe='/')}"
+        url = f"{self.account_url(account)}/{path}?{token}"
         self._sas_issued.append(
             {
                 "account": account,
@@ -228,12 +189,13 @@ class StorageEmulator:
                 "url": redact(url),
             }
         )
+        return url
 
     # ---------------------------------------------------------------------------------------------- helpers
 
     async def ensure_container(self, account: str, container: str) -> None:
         """Create a container unless it exists."""
-        response = await self._proxy.internal("PUT", (account, container), query="restype=container")
+        response = await self._proxy.upstream.internal("PUT", (account, container), query="restype=container")
         if response.status_code not in (201, 409):
             raise StorageError(f"create container {account}/{container}: HTTP {response.status_code}")
 
@@ -242,7 +204,7 @@ class StorageEmulator:
         if len(data) % 512:
             raise ValueError("a page blob's size must be a multiple of 512 bytes")
         key = (account, container, blob)
-        created = await self._proxy.internal(
+        created = await self._proxy.upstream.internal(
             "PUT",
             key,
             headers={"x-ms-blob-type": "PageBlob", "x-ms-blob-content-length": str(len(data))},
@@ -255,7 +217,7 @@ class StorageEmulator:
             chunk = data[offset : offset + PAGE_WRITE_LIMIT]
             if not chunk.strip(b"\0"):
                 continue  # page blobs are sparse: unwritten ranges read as zeros
-            written = await self._proxy.internal(
+            written = await self._proxy.upstream.internal(
                 "PUT",
                 key,
                 query="comp=page",
@@ -274,7 +236,7 @@ class StorageEmulator:
         record = self._proxy.copies.active.get(key)
         if record is not None and record.status(time.monotonic()) != PENDING:
             await asyncio.wait_for(record.settled.wait(), 10)
-        response = await self._proxy.internal("HEAD", key)
+        response = await self._proxy.upstream.internal("HEAD", key)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -301,7 +263,7 @@ class StorageEmulator:
             raise PendingCopyError(f"{account}/{container}/{blob} has a pending copy; its content is incomplete")
         if length <= 0:
             return b""
-        response = await self._proxy.internal(
+        response = await self._proxy.upstream.internal(
             "GET", key, headers={"x-ms-range": f"bytes={offset}-{offset + length - 1}"}
         )
         if response.status_code not in (200, 206):
@@ -311,7 +273,7 @@ class StorageEmulator:
     async def delete_blob(self, account: str, container: str, blob: str) -> bool:
         """Delete a blob (and its snapshots); tell whether it existed."""
         key = (account, container, blob)
-        response = await self._proxy.internal("DELETE", key, headers={"x-ms-delete-snapshots": "include"})
+        response = await self._proxy.upstream.internal("DELETE", key, headers={"x-ms-delete-snapshots": "include"})
         self._proxy.copies.forget(key)
         if response.status_code == 404:
             return False
@@ -353,7 +315,7 @@ class StorageEmulator:
         key = (account,) if container is None else (account, container)
         while True:
             page_query = query + (f"&marker={quote(marker)}" if marker else "")
-            response = await self._proxy.internal("GET", key, query=page_query)
+            response = await self._proxy.upstream.internal("GET", key, query=page_query)
             if response.status_code != 200:
                 raise StorageError(f"list {'/'.join(key)}: HTTP {response.status_code}")
             root = ET.fromstring(response.content)  # noqa: S314 - our own Azurite's XML

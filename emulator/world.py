@@ -169,9 +169,8 @@ def _parse_vm(data: dict[str, Any], where: str) -> VmSpec:
     )
 
 
-def parse_world(data: dict[str, Any]) -> World:
-    """Build a World from its JSON document; raise WorldError when it is inconsistent."""
-    tenant_id = str(_require(data, "tenant_id", "world"))
+def _parse_subscriptions(data: dict[str, Any]) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """Return ``subscription id -> name`` and ``(subscription, lower-case group) -> group`` of the world."""
     subscriptions: dict[str, str] = {}
     resource_groups: dict[tuple[str, str], str] = {}
     for sub in _require(data, "subscriptions", "world"):
@@ -180,47 +179,64 @@ def parse_world(data: dict[str, Any]) -> World:
         for rg in sub.get("resource_groups", []):
             rg_name = str(_require(rg, "name", f"subscription {sub_id}"))
             resource_groups[(sub_id, rg_name.lower())] = rg_name
-    labs: list[LabSpec] = []
-    for lab in _require(data, "labs", "world"):
-        name = str(_require(lab, "name", "lab"))
-        sub_id = str(_require(lab, "subscription", f"lab {name}")).lower()
-        rg = str(_require(lab, "resource_group", f"lab {name}"))
-        if sub_id not in subscriptions:
-            raise WorldError(f"lab {name}: unknown subscription {sub_id}")
-        resource_groups.setdefault((sub_id, rg.lower()), rg)
-        vms = tuple(_parse_vm(vm, f"lab {name}") for vm in lab.get("vms", []))
-        labs.append(
-            LabSpec(
-                name=name,
-                subscription_id=sub_id,
-                resource_group=rg,
-                location=str(lab.get("location", "westeurope")),
-                storage_account=str(_require(lab, "storage_account", f"lab {name}")),
-                vms=vms,
-            )
-        )
-    principals: dict[str, Principal] = {}
-    for item in _require(data, "principals", "world"):
-        name = str(_require(item, "name", "principal"))
-        client_id = str(item.get("client_id") or uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/{name}"))
-        roles = []
-        for assignment in item.get("roles", []):
-            role = str(_require(assignment, "role", f"principal {name}"))
-            if role.lower() not in ROLE_WRITES:
-                raise WorldError(f"principal {name}: unknown role {role!r}")
-            roles.append(RoleAssignment(scope=str(_require(assignment, "scope", name)).rstrip("/"), role=role))
-        object_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{tenant_id}/{client_id}"))
-        principals[name] = Principal(name=name, client_id=client_id, object_id=object_id, roles=tuple(roles))
-    if not principals:
-        raise WorldError("world: at least one principal is needed")
-    default = str(data.get("default_principal", next(iter(principals))))
-    if default not in principals:
-        raise WorldError(f"world: default_principal {default!r} is not a principal")
+    return subscriptions, resource_groups
+
+
+def _parse_lab(lab: dict[str, Any], subscriptions: dict[str, str]) -> LabSpec:
+    name = str(_require(lab, "name", "lab"))
+    sub_id = str(_require(lab, "subscription", f"lab {name}")).lower()
+    rg = str(_require(lab, "resource_group", f"lab {name}"))
+    if sub_id not in subscriptions:
+        raise WorldError(f"lab {name}: unknown subscription {sub_id}")
+    return LabSpec(
+        name=name,
+        subscription_id=sub_id,
+        resource_group=rg,
+        location=str(lab.get("location", "westeurope")),
+        storage_account=str(_require(lab, "storage_account", f"lab {name}")),
+        vms=tuple(_parse_vm(vm, f"lab {name}") for vm in lab.get("vms", [])),
+    )
+
+
+def _parse_principal(item: dict[str, Any], tenant_id: str) -> Principal:
+    name = str(_require(item, "name", "principal"))
+    client_id = str(item.get("client_id") or uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/{name}"))
+    roles = []
+    for assignment in item.get("roles", []):
+        role = str(_require(assignment, "role", f"principal {name}"))
+        if role.lower() not in ROLE_WRITES:
+            raise WorldError(f"principal {name}: unknown role {role!r}")
+        roles.append(RoleAssignment(scope=str(_require(assignment, "scope", name)).rstrip("/"), role=role))
+    object_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{tenant_id}/{client_id}"))
+    return Principal(name=name, client_id=client_id, object_id=object_id, roles=tuple(roles))
+
+
+def _parse_settings(data: dict[str, Any]) -> Settings:
     settings = Settings()
     try:
         settings.update(dict(data.get("settings", {})))
     except WorldError as exc:
         raise WorldError(f"world settings: {exc}") from exc
+    return settings
+
+
+def parse_world(data: dict[str, Any]) -> World:
+    """Build a World from its JSON document; raise WorldError when it is inconsistent."""
+    tenant_id = str(_require(data, "tenant_id", "world"))
+    subscriptions, resource_groups = _parse_subscriptions(data)
+    labs = [_parse_lab(lab, subscriptions) for lab in _require(data, "labs", "world")]
+    for lab in labs:
+        resource_groups.setdefault((lab.subscription_id, lab.resource_group.lower()), lab.resource_group)
+    principals: dict[str, Principal] = {}
+    for item in _require(data, "principals", "world"):
+        principal = _parse_principal(item, tenant_id)
+        principals[principal.name] = principal
+    if not principals:
+        raise WorldError("world: at least one principal is needed")
+    default = str(data.get("default_principal", next(iter(principals))))
+    if default not in principals:
+        raise WorldError(f"world: default_principal {default!r} is not a principal")
+    settings = _parse_settings(data)
     return World(
         tenant_id=tenant_id,
         principals=principals,

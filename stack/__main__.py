@@ -83,6 +83,40 @@ def _with_services(
     return None, settings
 
 
+def _check_engine(executor: str, database: str) -> None:
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
+    if database not in DATABASES:
+        raise ValueError(f"database must be one of {DATABASES}, not {database!r}")
+
+
+def _prepare_run_dir(run_dir: Path, *, fresh: bool, with_services: bool) -> None:
+    """Create ``run_dir``; when ``fresh``, first remove it and what a crashed earlier run may have left running."""
+    if fresh:
+        if with_services:
+            services_for(run_dir).remove()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _start_airflow(airflow: AirflowStack, services: Services | None, *, celery_workers: bool, say: Any) -> None:
+    """Migrate, import the pool, start the Airflow processes (and Celery workers) and wait until they are healthy."""
+    say("migrating the Airflow metadata DB and importing the pool …")
+    airflow.migrate()
+    airflow.import_pools()
+    say("starting api-server, scheduler, dag-processor, triggerer …")
+    airflow.start()
+    if celery_workers and services is not None:
+        from stack import celery  # noqa: PLC0415 - only the Celery stack needs it
+
+        say(f"starting Celery workers {', '.join(celery.WORKERS)} …")
+        celery.start_workers(airflow)
+        airflow.wait_healthy()
+        celery.wait_workers(airflow, services.redis.url())
+    else:
+        airflow.wait_healthy()
+
+
 @contextlib.contextmanager
 def running_stack(
     *,
@@ -102,16 +136,9 @@ def running_stack(
     ``executor="celery"`` adds PostgreSQL + Redis (``stack.services``) and two Celery workers (``stack.celery``);
     ``database="postgres"`` puts a LocalExecutor stack's metadata DB on a private PostgreSQL too (Celery always is).
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
-    if database not in DATABASES:
-        raise ValueError(f"database must be one of {DATABASES}, not {database!r}")
+    _check_engine(executor, database)
     _stop_on_sigterm()
-    if fresh:
-        if executor == "celery" or database == "postgres":
-            services_for(run_dir).remove()  # what a crashed earlier run may have left running
-        shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_run_dir(run_dir, fresh=fresh, with_services=executor == "celery" or database == "postgres")
     started = time.monotonic()
     say(f"starting the local Azure ({world.name}) …")
     azure = start_local_azure(world=world, state_dir=run_dir / "azure", log_dir=run_dir / "logs")
@@ -126,20 +153,7 @@ def running_stack(
         )
         services, settings = _with_services(settings, run_dir, executor, database, fresh=fresh, say=say)
         airflow = AirflowStack(settings, azure.connections_env(subscription_id=factory_subscription(config_dir)))
-        say("migrating the Airflow metadata DB and importing the pool …")
-        airflow.migrate()
-        airflow.import_pools()
-        say("starting api-server, scheduler, dag-processor, triggerer …")
-        airflow.start()
-        if executor == "celery" and services is not None:
-            from stack import celery  # noqa: PLC0415 - only the Celery stack needs it
-
-            say(f"starting Celery workers {', '.join(celery.WORKERS)} …")
-            celery.start_workers(airflow)
-            airflow.wait_healthy()
-            celery.wait_workers(airflow, services.redis.url())
-        else:
-            airflow.wait_healthy()
+        _start_airflow(airflow, services, celery_workers=executor == "celery", say=say)
         client = AirflowClient(airflow.base_url, airflow.settings.user, airflow.password)
         client.wait_for_dag(DAG_ID)
         say(f"stack ready in {time.monotonic() - started:.0f}s")
@@ -152,6 +166,18 @@ def running_stack(
         azure.stop()
         if services is not None:
             services.remove()
+
+
+def stack_for(args: argparse.Namespace, run_name: str, **options: Any) -> contextlib.AbstractContextManager[Stack]:
+    """Start the stack a command's arguments ask for (world, configuration, engine) under ``.run/<run_name>``."""
+    return running_stack(
+        run_dir=REPO / ".run" / run_name,
+        world=args.world,
+        config_dir=args.config,
+        executor=args.executor,
+        database=getattr(args, "database", "sqlite"),  # demo-retention has no --database
+        **options,
+    )
 
 
 def follow_run(stack: Stack, run_id: str, *, timeout: float = 1800, interval: float = 2.0) -> dict[str, Any]:
@@ -187,11 +213,7 @@ def follow_run(stack: Stack, run_id: str, *, timeout: float = 1800, interval: fl
 
 def verify_report(stack: Stack, run_id: str) -> dict[str, Any] | None:
     """Return the report verify wrote for ``run_id`` (also when verify failed), or None if it wrote none."""
-    for path in stack.airflow.report_dir.rglob("*.json"):
-        data = json.loads(path.read_text())
-        if data.get("run_id") == run_id:
-            return dict(data)
-    return None
+    return stack.airflow.report("*.json", "run_id", run_id)
 
 
 def wait_for_scheduled_run(stack: Stack, timeout: float = 60) -> str | None:
@@ -227,15 +249,7 @@ def summarize(stack: Stack, run: dict[str, Any], elapsed: float, *, show_matrix:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    run_dir = REPO / ".run" / "demo"
-    with running_stack(
-        run_dir=run_dir,
-        world=args.world,
-        config_dir=args.config,
-        emulator_config=json.loads(args.emulator_config),
-        executor=args.executor,
-        database=args.database,
-    ) as stack:
+    with stack_for(args, "demo", emulator_config=json.loads(args.emulator_config)) as stack:
         stack.azure.post("/reset-stats", {})
         stack.client.unpause(DAG_ID)
         ok = True
@@ -298,20 +312,12 @@ def pool_slots(stack: Stack) -> int | str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    run_dir = REPO / ".run" / "up"
     stop = {"now": False}
 
     def on_signal(signum: int, _frame: object) -> None:
         stop["now"] = True
 
-    with running_stack(
-        run_dir=run_dir,
-        world=args.world,
-        config_dir=args.config,
-        port=args.port,
-        executor=args.executor,
-        database=args.database,
-    ) as stack:
+    with stack_for(args, "up", port=args.port) as stack:
         stack.client.unpause(DAG_ID)
         print(
             f"\nAirflow UI: {stack.airflow.base_url}/  user: {stack.airflow.settings.user}  "

@@ -10,26 +10,20 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from emulator.ports import free_port
 from stack.processes import Child, spawn, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -191,6 +185,14 @@ class AirflowStack:
         for name in reversed(list(self.children)):
             self.children[name].stop()
         self.children.clear()
+
+    def report(self, pattern: str, run_key: str, run_id: str) -> dict[str, Any] | None:
+        """Return the JSON report below ``report_dir`` matching ``pattern`` whose ``run_key`` is ``run_id``, if any."""
+        for path in self.report_dir.rglob(pattern):
+            data = json.loads(path.read_text())
+            if data.get(run_key) == run_id:
+                return dict(data)
+        return None
 
     def wipe(self) -> None:
         self.stop()

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from stack.airflow import AirflowSettings, AirflowStack, free_port
+from emulator.ports import free_port
+from stack.airflow import AirflowSettings, AirflowStack
 from stack.hostname import WORKER_NAME_VAR
 from stack.processes import Child, wait_until
 from stack.services import Services, services_for

@@ -28,8 +28,6 @@ from azure.mgmt.devtestlabs import DevTestLabsClient
 from azure.mgmt.devtestlabs.models import CustomImage, CustomImagePropertiesCustom
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
-from stack.airflow import REPO
-
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -185,11 +183,7 @@ def seed_older_versions(stack: Stack, versions: list[str]) -> dict[str, Any]:
 
 def retire_artifact(stack: Stack, run_id: str) -> dict[str, Any] | None:
     """Return the retire artifact of ``run_id`` (``*.retire.json`` next to verify's report), if written."""
-    for path in stack.airflow.report_dir.rglob("*.retire.json"):
-        data = json.loads(path.read_text())
-        if data.get("dag_run_id") == run_id:
-            return dict(data)
-    return None
+    return stack.airflow.report("*.retire.json", "dag_run_id", run_id)
 
 
 def _run(stack: Stack, conf: dict[str, Any], what: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -224,67 +218,77 @@ def check_retired(stack: Stack, oldest: str, kept: str) -> list[str]:
     return problems
 
 
-def cmd_demo_retention(args: argparse.Namespace) -> int:
-    from stack.__main__ import (  # noqa: PLC0415 - stack.__main__ imports this module
-        DAG_ID,
-        follow_run,
-        running_stack,
-        summarize,
-        wait_for_scheduled_run,
+def _nightly(stack: Stack) -> bool:
+    """Step 1: the nightly run Airflow schedules on unpause; tell whether it succeeded."""
+    from stack.__main__ import DAG_ID, follow_run, summarize, wait_for_scheduled_run  # noqa: PLC0415 - it imports this module
+
+    stack.client.unpause(DAG_ID)
+    nightly = wait_for_scheduled_run(stack)
+    if not nightly:
+        print("Airflow scheduled no run on unpause", file=sys.stderr)
+        return False
+    print(f"1. {DAG_ID} unpaused: Airflow scheduled the latest nightly run {nightly}")
+    started = time.monotonic()
+    ok, _ = summarize(stack, follow_run(stack, nightly), time.monotonic() - started, show_matrix=True)
+    return ok
+
+
+def _seed(stack: Stack) -> tuple[str, str, dict[str, Any]]:
+    """Step 2: seed the versions of 14 and 7 days before the newest; return (oldest, kept, what was seeded)."""
+    sidecars = Seeder(stack).sidecars()
+    newest = max(str(s["version"]) for s in sidecars)
+    day = date.fromisoformat(newest)
+    kept, oldest = (day - timedelta(days=7)).isoformat(), (day - timedelta(days=14)).isoformat()
+    seeded = seed_older_versions(stack, [oldest, kept])
+    print(
+        f"\n2. seeded versions {oldest} and {kept}: {len(seeded['catalogue'])} catalogue versions, custom images "
+        + ", ".join(f"{lab} {n}" for lab, n in sorted(seeded["labs"].items()))
+        + f" (incl. the user's image {seeded['user_image']}, without the factory's marker)"
     )
+    return oldest, kept, seeded
 
-    with running_stack(
-        run_dir=REPO / ".run" / "demo-retention",
-        world=args.world,
-        config_dir=args.config,
-        emulator_config={"copy_seconds": 2, "lro_seconds": 1},
-        executor=args.executor,
-    ) as stack:
-        stack.client.unpause(DAG_ID)
-        nightly = wait_for_scheduled_run(stack)
-        if not nightly:
-            print("Airflow scheduled no run on unpause", file=sys.stderr)
+
+def _retire(stack: Stack, oldest: str, kept: str, seeded: dict[str, Any]) -> bool:
+    """Step 3: a run with nothing new whose ``retire`` deletes the oldest version; tell whether all went right."""
+    stack.azure.post("/reset-stats", {})
+    run, artifact = _run(stack, {}, f"3. nothing new to distribute; retire keeps the newest 2 and deletes {oldest}")
+    problems = check_retired(stack, oldest, kept)
+    deletions = len((artifact or {}).get("deletions", []))
+    arm = stack.azure.stats().get("arm", {})
+    ok = run["state"] == "success" and not problems and deletions > 0
+    print(
+        f"\n{'OK' if ok else 'FAILED'}: run {run['state']}, {deletions} deletion(s), "
+        f"{arm.get('writes', 0)} ARM writes, the user's image {seeded['user_image']} "
+        + ("survived" if f"DevLab/{USER_IMAGE}" not in " ".join(problems) else "was deleted")
+    )
+    for problem in problems:
+        print(f"  - {problem}")
+    return ok
+
+
+def _clean_factory(stack: Stack) -> bool:
+    """Step 4: the factory clean-up run; it must fail, naming ``vm-broken``."""
+    run, artifact = _run(stack, {"retire": False, "clean_factory": True}, "4. factory clean-up")
+    failed_as_expected = run["state"] == "failed" and any(
+        d.get("name") == "vm-broken" for d in (artifact or {}).get("deletions", [])
+    )
+    print(
+        f"\n{'OK' if failed_as_expected else 'FAILED'}: clean-up run {run['state']} "
+        "(expected: failed, naming vm-broken, after deleting the captured VMs)"
+    )
+    return failed_as_expected
+
+
+def cmd_demo_retention(args: argparse.Namespace) -> int:
+    from stack.__main__ import stack_for  # noqa: PLC0415 - stack.__main__ imports this module
+
+    with stack_for(args, "demo-retention", emulator_config={"copy_seconds": 2, "lro_seconds": 1}) as stack:
+        if not _nightly(stack):
             return 1
-        print(f"1. {DAG_ID} unpaused: Airflow scheduled the latest nightly run {nightly}")
-        started = time.monotonic()
-        ok, _ = summarize(stack, follow_run(stack, nightly), time.monotonic() - started, show_matrix=True)
-        if not ok:
-            return 1
-
-        sidecars = Seeder(stack).sidecars()
-        newest = max(str(s["version"]) for s in sidecars)
-        day = date.fromisoformat(newest)
-        kept, oldest = (day - timedelta(days=7)).isoformat(), (day - timedelta(days=14)).isoformat()
-        seeded = seed_older_versions(stack, [oldest, kept])
-        print(
-            f"\n2. seeded versions {oldest} and {kept}: {len(seeded['catalogue'])} catalogue versions, custom images "
-            + ", ".join(f"{lab} {n}" for lab, n in sorted(seeded["labs"].items()))
-            + f" (incl. the user's image {seeded['user_image']}, without the factory's marker)"
-        )
-
-        stack.azure.post("/reset-stats", {})
-        run, artifact = _run(stack, {}, f"3. nothing new to distribute; retire keeps the newest 2 and deletes {oldest}")
-        problems = check_retired(stack, oldest, kept)
-        deletions = len((artifact or {}).get("deletions", []))
-        arm = stack.azure.stats().get("arm", {})
-        ok = run["state"] == "success" and not problems and deletions > 0
-        print(
-            f"\n{'OK' if ok else 'FAILED'}: run {run['state']}, {deletions} deletion(s), "
-            f"{arm.get('writes', 0)} ARM writes, the user's image {seeded['user_image']} "
-            + ("survived" if f"DevLab/{USER_IMAGE}" not in " ".join(problems) else "was deleted")
-        )
-        for problem in problems:
-            print(f"  - {problem}")
+        oldest, kept, seeded = _seed(stack)
+        ok = _retire(stack, oldest, kept, seeded)
         if ok and args.clean_factory:
-            run, artifact = _run(stack, {"retire": False, "clean_factory": True}, "4. factory clean-up")
-            failed_as_expected = run["state"] == "failed" and any(
-                d.get("name") == "vm-broken" for d in (artifact or {}).get("deletions", [])
-            )
-            print(
-                f"\n{'OK' if failed_as_expected else 'FAILED'}: clean-up run {run['state']} "
-                "(expected: failed, naming vm-broken, after deleting the captured VMs)"
-            )
-            ok = failed_as_expected
+            ok = _clean_factory(stack)
         if not ok:
             print(f"logs: {stack.airflow.log_dir} and {stack.airflow.settings.home / 'task-logs'}", file=sys.stderr)
         return 0 if ok else 1

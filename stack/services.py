@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulator.ports import free_port
 from stack.processes import Child, spawn, wait_until
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,6 @@ PG_SUPERUSER = "postgres"
 DB_NAME = "airflow"
 DB_USER = "airflow"
 MAX_CONNECTIONS = 200
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _is_root() -> bool:

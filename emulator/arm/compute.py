@@ -11,8 +11,10 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from emulator.arm.core import ArmRoute, Call, Services
-from emulator.arm.devtestlabs import DevTestLabs, LabState, VmState, disk_id
+from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError, invalid_parameter, not_found, resource_group_not_found
+from emulator.arm.labs import LabState, VmState, disk_id
+from emulator.arm.lro import Work
 from emulator.world import DISK_ACCOUNT, DISK_CONTAINER, compute_resource_group, disk_blob_name
 
 log = logging.getLogger(__name__)
@@ -150,19 +152,8 @@ class Compute:
 
         return self._accepted(call, lab, rid, work)
 
-    def _accepted(self, call: Call, lab: LabState, rid: str, work: Any) -> Response:
-        settings = self.services.world.settings
-        op = self.services.lro.start(
-            operation=call.operation,
-            subscription_id=lab.spec.subscription_id,
-            namespace=NAMESPACE,
-            location=lab.spec.location,
-            resource_id=rid,
-            delay=settings.lro_seconds,
-            work=work,
-        )
-        headers = self.services.lro.poll_headers(op, call.base_url, call.api_version, settings.lro_seconds)
-        return Response(status_code=202, headers=headers)
+    def _accepted(self, call: Call, lab: LabState, rid: str, work: Work) -> Response:
+        return self.services.accepted(call, lab.spec, namespace=NAMESPACE, resource_id=rid, work=work)
 
     def state(self) -> dict[str, Any]:
         """Describe granted disk access for ``GET /_emulator/state``."""

@@ -18,8 +18,8 @@ from emulator.arm.errors import ArmError, invalid_parameter
 
 if TYPE_CHECKING:
     from emulator.arm.auth import Authorizer
-    from emulator.arm.lro import LroManager
-    from emulator.world import Principal, World
+    from emulator.arm.lro import LroManager, Operation, Work
+    from emulator.world import LabSpec, Principal, World
 
 
 class BlobInfoLike(Protocol):
@@ -186,6 +186,27 @@ class Services:
     lro: LroManager
     authorizer: Authorizer
     stats: ArmStats = field(default_factory=ArmStats)
+
+    def start_lro(
+        self, call: Call, lab: LabSpec, *, namespace: str, resource_id: str, work: Work
+    ) -> tuple[Operation, dict[str, str]]:
+        """Start ``call``'s long-running ``work`` on a resource of ``lab``; return it and its polling headers."""
+        delay = self.world.settings.lro_seconds
+        op = self.lro.start(
+            operation=call.operation,
+            subscription_id=lab.subscription_id,
+            namespace=namespace,
+            location=lab.location,
+            resource_id=resource_id,
+            delay=delay,
+            work=work,
+        )
+        return op, self.lro.poll_headers(op, call.base_url, call.api_version, delay)
+
+    def accepted(self, call: Call, lab: LabSpec, *, namespace: str, resource_id: str, work: Work) -> Response:
+        """Start a long-running ``work`` and answer ``202 Accepted`` with its polling headers."""
+        _, headers = self.start_lro(call, lab, namespace=namespace, resource_id=resource_id, work=work)
+        return Response(status_code=202, headers=headers)
 
 
 # -- OData options and paging ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 FACTORY_SUBSCRIPTION = "11111111-1111-4111-8111-111111111111"
 OTHER_SUBSCRIPTION = "22222222-2222-4222-8222-222222222222"
 TENANT = "72f988bf-0000-4000-8000-00000000f00d"
+SUBSCRIPTIONS = (FACTORY_SUBSCRIPTION, OTHER_SUBSCRIPTION)
 REGIONS = ("westeurope", "northeurope", "eastus", "westus2", "southeastasia", "uksouth")
 
 
@@ -23,13 +24,8 @@ def image_path(index: int) -> str:
     return f"Gen/Image{index:03}.json"
 
 
-def generate(labs: int, images: int, regions: int) -> dict[str, Any]:
-    """Build the world document."""
-    if labs < 0 or images < 0 or not 1 <= regions <= len(REGIONS):
-        raise ValueError(f"need labs >= 0, images >= 0 and 1 <= regions <= {len(REGIONS)}")
-    subscriptions = (FACTORY_SUBSCRIPTION, OTHER_SUBSCRIPTION)
-    groups: dict[str, list[str]] = {sub: [] for sub in subscriptions}
-    groups[FACTORY_SUBSCRIPTION].append("rg-imagefactory")
+def _factory_lab(images: int) -> dict[str, Any]:
+    """The factory lab, with one deallocated VM per image (every fourth one Linux)."""
     vms = [
         {
             "name": f"vm-image{i:03}",
@@ -40,49 +36,60 @@ def generate(labs: int, images: int, regions: int) -> dict[str, Any]:
         }
         for i in range(images)
     ]
-    lab_docs: list[dict[str, Any]] = [
+    return {
+        "name": "ImageFactory",
+        "subscription": FACTORY_SUBSCRIPTION,
+        "resource_group": "rg-imagefactory",
+        "location": REGIONS[0],
+        "storage_account": "factorystore",
+        "vms": vms,
+    }
+
+
+def _target_lab(n: int, regions: int) -> dict[str, Any]:
+    """Target lab ``n``: subscriptions alternate, regions cycle, each lab in its own group and account."""
+    return {
+        "name": f"Lab{n:03}",
+        "subscription": SUBSCRIPTIONS[n % 2],
+        "resource_group": f"rg-lab{n:03}",
+        "location": REGIONS[n % regions],
+        "storage_account": f"lab{n:03}store",
+    }
+
+
+def _principals() -> list[dict[str, Any]]:
+    """The factory's principal (Contributor on both subscriptions), a reader of the first and an outsider."""
+    scopes = [f"/subscriptions/{sub}" for sub in SUBSCRIPTIONS]
+    return [
         {
-            "name": "ImageFactory",
-            "subscription": FACTORY_SUBSCRIPTION,
-            "resource_group": "rg-imagefactory",
-            "location": REGIONS[0],
-            "storage_account": "factorystore",
-            "vms": vms,
-        }
+            "name": "image-factory",
+            "client_id": "a1b2c3d4-0000-4000-8000-000000000001",
+            "roles": [{"scope": scope, "role": "Contributor"} for scope in scopes],
+        },
+        {
+            "name": "reader",
+            "client_id": "a1b2c3d4-0000-4000-8000-000000000002",
+            "roles": [{"scope": scopes[0], "role": "Reader"}],
+        },
+        {"name": "outsider", "client_id": "a1b2c3d4-0000-4000-8000-000000000003", "roles": []},
     ]
-    for n in range(labs):
-        sub = subscriptions[n % 2]
-        group = f"rg-lab{n:03}"
-        groups[sub].append(group)
-        lab_docs.append(
-            {
-                "name": f"Lab{n:03}",
-                "subscription": sub,
-                "resource_group": group,
-                "location": REGIONS[n % regions],
-                "storage_account": f"lab{n:03}store",
-            }
-        )
-    scopes = [f"/subscriptions/{sub}" for sub in subscriptions]
+
+
+def generate(labs: int, images: int, regions: int) -> dict[str, Any]:
+    """Build the world document."""
+    if labs < 0 or images < 0 or not 1 <= regions <= len(REGIONS):
+        raise ValueError(f"need labs >= 0, images >= 0 and 1 <= regions <= {len(REGIONS)}")
+    lab_docs = [_factory_lab(images), *(_target_lab(n, regions) for n in range(labs))]
+    groups: dict[str, list[str]] = {sub: [] for sub in SUBSCRIPTIONS}
+    for lab in lab_docs:
+        groups[lab["subscription"]].append(lab["resource_group"])
     return {
         "tenant_id": TENANT,
         "default_principal": "image-factory",
-        "principals": [
-            {
-                "name": "image-factory",
-                "client_id": "a1b2c3d4-0000-4000-8000-000000000001",
-                "roles": [{"scope": scope, "role": "Contributor"} for scope in scopes],
-            },
-            {
-                "name": "reader",
-                "client_id": "a1b2c3d4-0000-4000-8000-000000000002",
-                "roles": [{"scope": scopes[0], "role": "Reader"}],
-            },
-            {"name": "outsider", "client_id": "a1b2c3d4-0000-4000-8000-000000000003", "roles": []},
-        ],
+        "principals": _principals(),
         "subscriptions": [
             {"id": sub, "name": f"Subscription {i + 1}", "resource_groups": [{"name": g} for g in groups[sub]]}
-            for i, sub in enumerate(subscriptions)
+            for i, sub in enumerate(SUBSCRIPTIONS)
         ],
         "labs": lab_docs,
         "settings": {"lro_seconds": 2, "copy_seconds": 2, "page_size": 50, "token_lifetime": 3600},

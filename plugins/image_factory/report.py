@@ -9,6 +9,7 @@ from typing import Any, Literal
 from image_factory import imagepaths
 from image_factory.catalogue import version_from_name
 from image_factory.models import LabImage, LabInventory, LabRef, Plan
+from image_factory.states import ProvisioningState
 
 CellState = Literal["ok", "missing", "failed", "not_subscribed", "skipped"]
 
@@ -75,6 +76,8 @@ class Matrix:
     labs: tuple[str, ...]
     image_paths: tuple[str, ...]
     cells: Mapping[tuple[str, str], Cell] = field(default_factory=dict)
+    #: Labs that could not be read (missing, forbidden, failing), with what Azure said and what to fix.
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
     def cell(self, lab_name: str, image_path: str) -> Cell:
         """Return the cell of ``lab_name`` × ``image_path`` (any spelling of the path)."""
@@ -94,9 +97,13 @@ class Matrix:
             rows.append(row)
         return _table(("LAB", *self.image_paths), rows)
 
+    def lab_problems(self) -> list[str]:
+        """Return one sentence per lab that could not be read: a problem of the run, not a skip."""
+        return [f"{lab}: {detail}" for lab, detail in self.unavailable.items()]
+
     def problems(self) -> list[str]:
-        """Return one sentence per expected image that is missing or failed: lab, path, version, state."""
-        out = []
+        """Return the unreadable labs, then one sentence per expected image that is missing or failed."""
+        out = self.lab_problems()
         for lab in self.labs:
             for path in self.image_paths:
                 for version, state, detail in self.cell(lab, path).issues:
@@ -110,6 +117,7 @@ class Matrix:
             "labs": list(self.labs),
             "image_paths": list(self.image_paths),
             "cells": {lab: {path: self.cell(lab, path).to_dict() for path in self.image_paths} for lab in self.labs},
+            "unavailable": dict(self.unavailable),
             "problems": self.problems(),
         }
 
@@ -122,19 +130,19 @@ def _version_states(images: Iterable[LabImage], path_key: str) -> dict[str, str]
         # Images the PowerShell factory made have no version tag; their name ends in -MMM-d-yyyy.
         version = image.version or version_from_name(image.name)
         # A Succeeded copy wins over a failed one of the same version.
-        if version and states.get(version, "").casefold() != "succeeded":
+        if version and not ProvisioningState.SUCCEEDED.matches(states.get(version)):
             states[version] = image.provisioning_state
     return states
 
 
 def _cell(versions: Sequence[str], states: Mapping[str, str], unavailable: str) -> Cell:
-    good = sorted((v for v, s in states.items() if s.casefold() == "succeeded"), reverse=True)
+    good = sorted((v for v, s in states.items() if ProvisioningState.SUCCEEDED.matches(s)), reverse=True)
     issues: list[tuple[str, str, str]] = []
     for version in sorted(set(versions), reverse=True):
         state = states.get(version)
         if state is None:
             issues.append((version, "missing", unavailable))
-        elif state.casefold() != "succeeded":
+        elif not ProvisioningState.SUCCEEDED.matches(state):
             issues.append((version, "failed", f"provisioning state {state}"))
     if issues:
         worst = next((i for i in issues if i[1] == "failed"), issues[0])
@@ -167,6 +175,7 @@ def build_matrix(
 
     cells: dict[tuple[str, str], Cell] = {}
     names: list[str] = []
+    unreadable: dict[str, str] = {}
     for lab in labs:
         if lab.lab_name in names:
             continue
@@ -177,6 +186,7 @@ def build_matrix(
             unavailable = "lab not inventoried"
         elif inventory.status != "ok":
             unavailable = f"lab {inventory.status}" + (f": {inventory.message}" if inventory.message else "")
+            unreadable[lab.lab_name] = _unreadable(inventory)
         images = inventory.images if inventory is not None else ()
         for path_key in columns:
             versions = wanted.get((lab.lab_name.casefold(), path_key), [])
@@ -184,4 +194,20 @@ def build_matrix(
             if not subscribed and not versions:
                 continue
             cells[(lab.lab_name, path_key)] = _cell(versions, _version_states(images, path_key), unavailable)
-    return Matrix(labs=tuple(names), image_paths=tuple(spelled[k] for k in columns), cells=cells)
+    return Matrix(
+        labs=tuple(names), image_paths=tuple(spelled[k] for k in columns), cells=cells, unavailable=unreadable
+    )
+
+
+#: What to fix, per status of a lab that could not be read.
+_FIX = {
+    "not_found": "check LabName, ResourceGroup and SubscriptionId in labs.json, or create the lab",
+    "forbidden": "grant the factory's principal DevTest Labs User (or Contributor) on the lab",
+    "error": "see the message; the next run tries again",
+}
+
+
+def _unreadable(inventory: LabInventory) -> str:
+    said = f" ({inventory.message})" if inventory.message else ""
+    what = {"not_found": "lab not found", "forbidden": "access denied"}.get(inventory.status, "lab unreadable")
+    return f"{what}{said}: {_FIX.get(inventory.status, _FIX['error'])}"

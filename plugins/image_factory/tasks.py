@@ -1,7 +1,8 @@
-"""Bodies of the DAG's ``@task`` steps: validate, list capture jobs, plan, verify.
+"""Bodies of the DAG's ``@task`` steps: validate, list capture jobs, plan, hand over the waves, verify.
 
-The DAG file only wires these; each takes plain values (params, dates, run type) so it can be unit-tested
-without Airflow running. Azure is reached only through the hooks, never at import time.
+Each takes the run's :class:`~image_factory.run_context.RunContext` (params, version, configuration, hooks), so it
+can be unit-tested without Airflow running. Azure is reached only through the context's hooks, never at import.
+What one step hands the next travels by XCom under the keys below, never through a file.
 """
 
 from __future__ import annotations
@@ -10,130 +11,110 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from image_factory import imagepaths, naming
-from image_factory.configuration import Configuration, load_configuration
+from image_factory.capture_rules import select_candidates
+from image_factory.catalogue import Catalogue, build_catalogue
+from image_factory.configuration import Configuration
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
+from image_factory.fanout import fanout_waves
 from image_factory.models import LabInventory, LabRef, Pair, Plan
-from image_factory.settings import config_dir, report_dir
+from image_factory.planner import plan
+from image_factory.redact import mask
+from image_factory.report import build_matrix, plan_table
+from image_factory.run_context import RunContext, RunParams, fails_fast
+from image_factory.settings import report_dir
 
 log = logging.getLogger(__name__)
 
-BACKFILL_RUN_TYPE = "backfill"
+#: Task ids and XCom keys of what ``plan`` hands the later steps.
+PLAN_TASK_ID = "plan"
+PLAN_XCOM_KEY = "plan"
+REGIONAL_XCOM_KEY = "regional"
 
 
-def _names(values: Any) -> list[str]:
-    if not values:
-        return []
-    return [str(v).strip() for v in values if str(v).strip()]
-
-
-def check_params(params: Mapping[str, Any], config: Configuration) -> list[str]:
+def check_params(params: RunParams, config: Configuration) -> list[str]:
     """Return the problems of the run's params against the configuration (unknown labs or ImagePaths)."""
-    problems: list[str] = []
+    problems = list(params.problems)
     known = {lab.lab_name.casefold() for lab in config.labs}
-    for name in _names(params.get("labs")):
+    for name in params.labs:
         if name.casefold() not in known:
             listed = ", ".join(sorted(lab.lab_name for lab in config.labs))
             problems.append(f"param labs: {name!r} is not a lab in labs.json (known: {listed})")
-    for path in _names(params.get("image_paths")):
+    for path in params.image_paths:
         if not imagepaths.selected([path], config.golden_images):
             problems.append(f"param image_paths: {path!r} selects no golden image under GoldenImages/")
-    poll = params.get("copy_poll_seconds", 1)
-    if not isinstance(poll, int) or isinstance(poll, bool) or poll < 1:
-        problems.append(f"param copy_poll_seconds: {poll!r} must be an integer of at least 1")
     return problems
 
 
-def validate_config(params: Mapping[str, Any], folder: Path | None = None) -> dict[str, Any]:
-    """Load and validate the configuration and the run's params; raise naming every problem."""
-    config = load_configuration(folder or config_dir())
-    problems = check_params(params, config)
+def _checked_config(run: RunContext) -> Configuration:
+    """Return the run's configuration, refusing params that do not match it."""
+    problems = check_params(run.params, run.config)
     if problems:
         raise ConfigurationError("The run's params do not match the configuration", problems)
-    summary = {
-        "labs": [lab.lab_name for lab in config.labs],
-        "golden_images": list(config.golden_images),
-        "factory_lab": config.factory.lab_name,
-    }
+    return run.config
+
+
+@fails_fast(ConfigurationError)
+def validate_config(run: RunContext) -> dict[str, Any]:
+    """Load and validate the configuration and the run's params; raise naming every problem."""
+    config = _checked_config(run)
     log.info(
         "Configuration %s is valid: %d labs, %d golden images",
         config.config_dir,
         len(config.labs),
         len(config.golden_images),
     )
-    return summary
+    return {
+        "labs": [lab.lab_name for lab in config.labs],
+        "golden_images": list(config.golden_images),
+        "factory_lab": config.factory.lab_name,
+    }
 
 
-def run_version(logical_date: datetime | None, run_after: datetime | None) -> str:
-    """Return the run's version (UTC date of its logical date, or of ``run_after`` without one)."""
-    return naming.version_for(logical_date, run_after or datetime.now(UTC))
-
-
-def capture_skip_reason(params: Mapping[str, Any], run_type: str | None) -> str | None:
+def capture_skip_reason(run: RunContext) -> str | None:
     """Return why this run captures nothing (capture off, dry run, backfill), or None."""
-    if not params.get("capture", True):
+    if not run.params.capture:
         return "capture is off for this run (param capture=false)"
-    if params.get("dry_run", False):
+    if run.params.dry_run:
         return "dry run: nothing is captured"
-    if str(run_type or "").lower().endswith(BACKFILL_RUN_TYPE):
+    if run.is_backfill:
         return "a backfill never captures: it distributes what the catalogue already holds"
     return None
 
 
-def read_catalogue(config: Configuration) -> Any:
+def read_catalogue(run: RunContext) -> Catalogue:
     """Read the factory catalogue (list the container, download the sidecars)."""
-    from image_factory.catalogue import build_catalogue  # noqa: PLC0415 - keep imports light
-    from image_factory.hooks.storage import FactoryStorageHook  # noqa: PLC0415
-
-    storage = FactoryStorageHook(wasb_conn_id=config.factory.storage_conn_id)
-    sidecars, vhds = storage.list_catalogue(config.factory.container)
+    sidecars, vhds = run.storage().list_catalogue(run.config.factory.container)
     catalogue = build_catalogue(sidecars, vhds)
     for problem in catalogue.problems:
         log.warning("Catalogue: %s", problem)
     return catalogue
 
 
-def list_capture_jobs(
-    params: Mapping[str, Any],
-    *,
-    run_type: str | None,
-    logical_date: datetime | None,
-    run_after: datetime | None,
-    folder: Path | None = None,
-) -> list[dict[str, Any]]:
+def list_capture_jobs(run: RunContext) -> list[dict[str, Any]]:
     """Return the capture jobs of this run (as dicts for mapping), or [] when the run must not capture."""
-    reason = capture_skip_reason(params, run_type)
+    reason = capture_skip_reason(run)
     if reason:
         log.info("Not capturing: %s", reason)
         return []
-    from image_factory.capture_rules import select_candidates  # noqa: PLC0415
-    from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415
-
-    config = load_configuration(folder or config_dir())
-    version = run_version(logical_date, run_after)
-    factory = config.factory
-    vms = DevTestLabsHook(arm_conn_id=factory.arm_conn_id).list_vms(
-        factory.subscription_id, factory.resource_group, factory.lab_name
-    )
-    jobs, skipped = select_candidates(vms, read_catalogue(config), version, config.golden_images)
+    factory = run.config.factory
+    vms = run.devtestlabs().list_vms(factory.subscription_id, factory.resource_group, factory.lab_name)
+    jobs, skipped = select_candidates(vms, read_catalogue(run), run.version, run.config.golden_images)
     for vm in skipped:
         (log.warning if vm.is_warning else log.info)("Skipping VM %s: %s", vm.vm_name, vm.reason)
-    selectors = _names(params.get("image_paths"))
-    if selectors:
-        jobs = [j for j in jobs if imagepaths.selected(selectors, [j.image_path])]
-    log.info("Capturing %d VM(s) for version %s: %s", len(jobs), version, ", ".join(j.vm_name for j in jobs) or "-")
+    if run.params.image_paths:
+        jobs = [j for j in jobs if imagepaths.selected(run.params.image_paths, [j.image_path])]
+    names = ", ".join(j.vm_name for j in jobs) or "-"
+    log.info("Capturing %d VM(s) for version %s: %s", len(jobs), run.version, names)
     return [job.to_dict() for job in jobs]
 
 
-def take_inventories(config: Configuration, labs: Sequence[LabRef], *, locate: bool = True) -> dict[str, LabInventory]:
+def take_inventories(run: RunContext, labs: Sequence[LabRef], *, locate: bool = True) -> dict[str, LabInventory]:
     """Inventory every lab once (one lab read + one custom image list each; ``locate=False``: the list alone)."""
-    from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415
-
-    hook = DevTestLabsHook(arm_conn_id=config.factory.arm_conn_id)
+    hook = run.devtestlabs()
     inventories: dict[str, LabInventory] = {}
     for lab in labs:
         inventory = hook.inventory(lab, locate=locate)
@@ -143,56 +124,32 @@ def take_inventories(config: Configuration, labs: Sequence[LabRef], *, locate: b
     return inventories
 
 
-def _selected_labs(config: Configuration, params: Mapping[str, Any]) -> list[LabRef]:
-    wanted = {n.casefold() for n in _names(params.get("labs"))}
-    return [lab for lab in config.labs if not wanted or lab.lab_name.casefold() in wanted]
-
-
-def make_plan(
-    params: Mapping[str, Any],
-    *,
-    logical_date: datetime | None,
-    run_after: datetime | None,
-    folder: Path | None = None,
-) -> Plan:
+def make_plan(run: RunContext) -> Plan:
     """Read the catalogue and one inventory per lab, and plan the distribution."""
-    from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415
-    from image_factory.planner import plan  # noqa: PLC0415
-    from image_factory.report import plan_table  # noqa: PLC0415
-
-    config = load_configuration(folder or config_dir())
-    problems = check_params(params, config)
-    if problems:
-        # plan runs even when capture failed (all_done), so it re-checks what validate_config refused.
-        raise ConfigurationError("The run's params do not match the configuration", problems)
+    # plan runs even when capture failed (all_done), so it re-checks what validate_config refused.
+    config = _checked_config(run)
     factory = config.factory
-    catalogue = read_catalogue(config)
-    factory_lab = DevTestLabsHook(arm_conn_id=factory.arm_conn_id).get_lab(
-        factory.subscription_id, factory.resource_group, factory.lab_name
-    )
-    labs = _selected_labs(config, params)
+    catalogue = read_catalogue(run)
+    factory_lab = run.devtestlabs().get_lab(factory.subscription_id, factory.resource_group, factory.lab_name)
     result = plan(
         labs=config.labs,
         catalogue_images=catalogue.images,
-        inventories=take_inventories(config, labs),
+        inventories=take_inventories(run, run.selected_labs()),
         factory_location=str(factory_lab.location or ""),
-        run_version=run_version(logical_date, run_after),
         images_to_save=factory.images_to_save,
-        lab_filter=_names(params.get("labs")) or None,
-        path_filter=_names(params.get("image_paths")) or None,
+        lab_filter=list(run.params.labs) or None,
+        path_filter=list(run.params.image_paths) or None,
     )
     log.info("Distribution plan:\n%s", plan_table(result))
     return result
 
 
-def pairs_for_mapping(result: Plan, params: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def pairs_for_mapping(result: Plan, params: RunParams) -> dict[str, list[dict[str, Any]]]:
     """Return the two waves to map over (``direct``: from the factory; ``regional``: from a seed lab).
 
     Both are empty in a dry run.
     """
-    from image_factory.planner import fanout_waves  # noqa: PLC0415
-
-    if params.get("dry_run", False):
+    if params.dry_run:
         log.info("Dry run: %d pair(s) would be distributed; nothing is", len(result.pairs))
         return {"direct": [], "regional": []}
     direct, regional = fanout_waves(result.pairs)
@@ -204,18 +161,37 @@ def pairs_for_mapping(result: Plan, params: Mapping[str, Any]) -> dict[str, list
     return {"direct": [p.to_dict() for p in direct], "regional": [p.to_dict() for p in regional]}
 
 
-def cleanup_seed_uploads(direct: Sequence[Mapping[str, Any]] | None) -> int:
-    """Delete the uploads that region seeds kept for their region (already gone = fine); return how many."""
-    from image_factory import naming  # noqa: PLC0415
-    from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415
-    from image_factory.hooks.storage import delete_sas_blob  # noqa: PLC0415
-    from image_factory.redact import mask  # noqa: PLC0415
+@fails_fast(ConfigurationError)
+def plan_distribution(run: RunContext) -> list[dict[str, Any]]:
+    """Plan the run; hand the plan and the regional wave to later steps; return the direct wave to map over."""
+    result = make_plan(run)
+    waves = pairs_for_mapping(result, run.params)
+    ti = run.xcom()
+    ti.xcom_push(key=PLAN_XCOM_KEY, value=result.to_dict())
+    ti.xcom_push(key=REGIONAL_XCOM_KEY, value=waves["regional"])
+    return waves["direct"]
 
+
+def planned(run: RunContext) -> Plan | None:
+    """Return this run's plan as ``plan`` handed it over, or None when plan failed or did not run."""
+    document = run.xcom().xcom_pull(task_ids=PLAN_TASK_ID, key=PLAN_XCOM_KEY)
+    return Plan.from_dict(dict(document)) if document is not None else None
+
+
+def regional_pairs(run: RunContext) -> list[dict[str, Any]]:
+    """Return the pairs that copy from a lab of their own region (region fan-out), after the direct wave."""
+    return list(run.xcom().xcom_pull(task_ids=PLAN_TASK_ID, key=REGIONAL_XCOM_KEY) or [])
+
+
+def cleanup_seed_uploads(run: RunContext) -> int:
+    """Delete the uploads that region seeds kept for their region (already gone = fine); return how many."""
+    from image_factory.hooks.storage import delete_sas_blob  # noqa: PLC0415 - light DAG parsing
+
+    direct = run.xcom().xcom_pull(task_ids=PLAN_TASK_ID)
     seeds = [Pair.from_dict(dict(p)) for p in direct or () if p.get("keep_upload")]
     if not seeds:
         return 0
-    settings = load_configuration(config_dir()).factory
-    arm = DevTestLabsHook(arm_conn_id=settings.arm_conn_id)
+    arm = run.devtestlabs()
     deleted = 0
     for seed in seeds:
         url = arm.generate_upload_uri(
@@ -234,58 +210,55 @@ def _report_path(version: str, run_id: str) -> Path:
 
 
 def write_report(document: Mapping[str, Any], version: str, run_id: str) -> Path:
-    """Write the verify report as JSON and return its path."""
+    """Write the verify report as JSON (for people: no task reads it) and return its path."""
     path = _report_path(version, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return path
 
 
-def verify(
-    plan_doc: Mapping[str, Any] | None,
-    params: Mapping[str, Any],
-    *,
-    version: str,
-    run_id: str,
-    folder: Path | None = None,
-) -> dict[str, Any]:
-    """Re-inventory the labs, compare with the plan's expectations, write the report; raise on problems."""
-    from image_factory.report import build_matrix, plan_table  # noqa: PLC0415
-
-    if plan_doc is None:
-        raise ImageFactoryError("verify found no plan: the plan task failed or did not run; see its log")
-    result = Plan.from_dict(dict(plan_doc))
-    config = load_configuration(folder or config_dir())
-    labs = _selected_labs(config, params)
-    matrix = build_matrix(labs, result.expected, take_inventories(config, labs, locate=False))
-    dry_run = bool(params.get("dry_run", False))
+def _verify_document(run: RunContext, result: Plan) -> dict[str, Any]:
+    labs = run.selected_labs()
+    matrix = build_matrix(labs, result.expected, take_inventories(run, labs, locate=False))
     matrix_text = matrix.render()
     document: dict[str, Any] = {
-        "run_id": run_id,
-        "version": version,
-        "dry_run": dry_run,
+        "run_id": run.run_id,
+        "version": run.version,
+        "dry_run": run.params.dry_run,
         "matrix": matrix.to_dict(),
         "matrix_text": matrix_text,
         "plan_table": plan_table(result),
     }
-    if dry_run:
+    if run.params.dry_run:
         # Nothing was distributed: the report is what a real run would do, and the labs as they are now.
         log.info("Dry run: this is what a real run would do:\n%s", document["plan_table"])
         log.info("Labs now:\n%s", matrix_text)
         document["would_distribute"] = [p.label for p in result.pairs]
-        document["problems"] = []
+        # A lab that cannot be read would fail the real run too: a dry run says so.
+        document["problems"] = matrix.lab_problems()
     else:
         log.info("Labs after the run:\n%s", matrix_text)
         document["problems"] = matrix.problems()
-    path = write_report(document, version, run_id)
+    return document
+
+
+def verify(run: RunContext) -> dict[str, Any]:
+    """Re-inventory the labs, compare with the plan's expectations, write the report; raise on problems."""
+    result = planned(run)
+    if result is None:
+        raise ImageFactoryError("verify found no plan: the plan task failed or did not run; see its log")
+    document = _verify_document(run, result)
+    path = write_report(document, run.version, run.run_id)
     log.info("Report written to %s", path)
     problems = document["problems"]
     if problems:
-        raise ImageFactoryError("Some labs miss images they should have:" + "".join(f"\n  - {p}" for p in problems))
+        raise ImageFactoryError(
+            "Some labs cannot be read or miss images they should have:" + "".join(f"\n  - {p}" for p in problems)
+        )
     return {
-        "dry_run": dry_run,
+        "dry_run": run.params.dry_run,
         "expected": len(result.expected),
-        "would_distribute": len(result.pairs) if dry_run else 0,
+        "would_distribute": len(result.pairs) if run.params.dry_run else 0,
         "report": str(path),
     }
 

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
-from image_factory import tasks
+from image_factory import naming, tasks
 from image_factory.exceptions import ConfigurationError
+from image_factory.run_context import RunContext, RunParams
 from stack.__main__ import DAG_ID, Stack, verify_report
 from stack.localazure import LocalAzure, start_local_azure
 from stack.rest import AirflowApiError
@@ -218,17 +220,25 @@ def connected(local_azure: LocalAzure, monkeypatch: pytest.MonkeyPatch) -> Local
     return local_azure
 
 
+def _run(params: dict[str, Any], folder: Path | None = None) -> RunContext:
+    run = RunContext(params=RunParams.from_mapping(params), version=naming.version_for(None, datetime.now(UTC)))
+    if folder is not None:
+        run.folder = folder
+    return run
+
+
 def _refused(call: Callable[[], Any]) -> str:
-    with pytest.raises(ConfigurationError) as caught:
+    # validate_config fails the task at once (AirflowFailException), with the configuration error's message.
+    with pytest.raises((ConfigurationError, AirflowFailException)) as caught:
         call()
     return str(caught.value)
 
 
 def _assert_refused_everywhere(cfg: Path, params: dict[str, Any], expected: tuple[str, ...]) -> None:
-    message = _refused(lambda: tasks.validate_config(params, folder=cfg))
+    message = _refused(lambda: tasks.validate_config(_run(params, cfg)))
     for part in expected:
         assert part in message, f"{part!r} not named in: {message[:2000]}"
-    plan_message = _refused(lambda: tasks.make_plan(params, logical_date=None, run_after=datetime.now(UTC), folder=cfg))
+    plan_message = _refused(lambda: tasks.make_plan(_run(params, cfg)))
     assert plan_message == message, "plan must refuse with the same findings as validate_config"
 
 
@@ -236,7 +246,7 @@ def test_the_valid_configuration_passes(connected: LocalAzure, tmp_path: Path) -
     """The baseline the cases break: the sample configuration and params are accepted (no Azure call)."""
     cfg = copy_config(tmp_path / "Configuration")
     before = connected.state()
-    summary = tasks.validate_config(VALID_PARAMS, folder=cfg)
+    summary = tasks.validate_config(_run(VALID_PARAMS, cfg))
     assert summary["labs"] == ["DevLab", "TestLab", "QALab"]
     assert connected.state() == before
 
@@ -270,7 +280,7 @@ def test_params_that_do_not_match_the_configuration_are_refused(
 
 def test_config_dir_that_does_not_exist_is_refused(connected: LocalAzure, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    message = _refused(lambda: tasks.validate_config(VALID_PARAMS, folder=missing))
+    message = _refused(lambda: tasks.validate_config(_run(VALID_PARAMS, missing)))
     assert str(missing) in message
 
 
@@ -281,7 +291,7 @@ def test_config_dir_from_the_environment_is_the_one_refused(
     cfg = copy_config(tmp_path / "Configuration")
     _lab0("LabName", "Dev Lab!")(cfg)
     monkeypatch.setenv("IMAGE_FACTORY_CONFIG_DIR", str(cfg))
-    message = _refused(lambda: tasks.validate_config(VALID_PARAMS))
+    message = _refused(lambda: tasks.validate_config(_run(VALID_PARAMS)))
     assert str(cfg / "labs.json") in message and "Labs[0].LabName" in message
     assert os.environ["IMAGE_FACTORY_CONFIG_DIR"] == str(cfg)
 
@@ -376,6 +386,7 @@ def test_labs_without_access_fail_clearly_and_the_others_complete(access_stack: 
         cell = cells[lab]["Ubuntu/Ubuntu2204.json"]
         assert cell["state"] == "skipped" and cell["detail"].startswith(why), f"verify must explain {lab}: {cell}"
         assert lab in report["plan_table"], "the plan names the skipped lab"
+        assert any(p.startswith(f"{lab}: ") for p in report["problems"]), f"a lab it cannot read is a problem: {lab}"
     assert not any(p.startswith(("DevLab", "TestLab", "QALab")) for p in report["problems"]), problems
     invariants.assert_invariants(state, report)
     distribute_log = task_log(access_stack, run_id, "distribute")

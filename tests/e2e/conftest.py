@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from stack.__main__ import DAG_ID, Stack, follow_run, running_stack
+from tests.e2e.browser import launch_chromium, logged_in_context
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_WORLD = REPO / "emulator" / "worlds" / "demo.json"
@@ -58,6 +60,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory, config_dir: Path) -> Iterato
         say=lambda *_: None,
     ) as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium under Playwright, one per test module."""
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(stack: Stack, browser: Browser) -> Iterator[Page]:
+    """A page on the stack's Airflow UI, logged in as the stack's admin; relative URLs go to the UI."""
+    context = logged_in_context(browser, stack.airflow.base_url, stack.client.token)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the UI tests leave their screenshots: one folder under pytest's base temp (``--basetemp``)."""
+    return tmp_path_factory.getbasetemp() / "screenshots"
 
 
 def run_to_end(stack: Stack, conf: dict[str, Any] | None = None, logical_date: str | None = None) -> dict[str, Any]:

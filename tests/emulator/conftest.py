@@ -109,67 +109,49 @@ def _principal(info: dict[str, Any], principal: str | None) -> tuple[str, str]:
     return entry["client_id"], entry["client_secret"]
 
 
+def _credential_options(info: dict[str, Any]) -> dict[str, Any]:
+    """What an SDK credential for the local Azure needs besides the tenant and the principal's id and secret."""
+    return {
+        "authority": info["authority_host"],
+        "connection_verify": info["ca_bundle"],
+        "disable_instance_discovery": True,
+    }
+
+
+def _arm_options(info: dict[str, Any]) -> dict[str, Any]:
+    """What an ARM SDK client needs to reach the local ARM endpoint."""
+    return {"base_url": info["arm_endpoint"], "connection_verify": info["ca_bundle"]}
+
+
 def credential(info: dict[str, Any], principal: str | None = None) -> ClientSecretCredential:
     """Build the unmodified SDK credential for a principal of the world (default: the factory's)."""
-    client_id, secret = _principal(info, principal)
-    return ClientSecretCredential(
-        info["tenant_id"],
-        client_id,
-        secret,
-        authority=info["authority_host"],
-        connection_verify=info["ca_bundle"],
-        disable_instance_discovery=True,
-    )
+    return ClientSecretCredential(info["tenant_id"], *_principal(info, principal), **_credential_options(info))
 
 
 def aio_credential(info: dict[str, Any], principal: str | None = None) -> AsyncClientSecretCredential:
     """Build the async SDK credential for a principal of the world."""
-    client_id, secret = _principal(info, principal)
-    return AsyncClientSecretCredential(
-        info["tenant_id"],
-        client_id,
-        secret,
-        authority=info["authority_host"],
-        connection_verify=info["ca_bundle"],
-        disable_instance_discovery=True,
-    )
+    return AsyncClientSecretCredential(info["tenant_id"], *_principal(info, principal), **_credential_options(info))
 
 
 def dtl_client(
     info: dict[str, Any], subscription: str = SUB1, principal: str | None = None, **kwargs: Any
 ) -> DevTestLabsClient:
     """Build the DevTest Labs client against the local ARM endpoint."""
-    return DevTestLabsClient(
-        credential(info, principal),
-        subscription,
-        base_url=info["arm_endpoint"],
-        connection_verify=info["ca_bundle"],
-        **kwargs,
-    )
+    return DevTestLabsClient(credential(info, principal), subscription, **_arm_options(info), **kwargs)
 
 
 def aio_dtl_client(
     info: dict[str, Any], subscription: str = SUB1, principal: str | None = None
 ) -> AsyncDevTestLabsClient:
     """Build the async DevTest Labs client (close it, and its credential, after use)."""
-    return AsyncDevTestLabsClient(
-        aio_credential(info, principal),
-        subscription,
-        base_url=info["arm_endpoint"],
-        connection_verify=info["ca_bundle"],
-    )
+    return AsyncDevTestLabsClient(aio_credential(info, principal), subscription, **_arm_options(info))
 
 
 def compute_client(
     info: dict[str, Any], subscription: str = SUB1, principal: str | None = None
 ) -> ComputeManagementClient:
     """Build the Compute client against the local ARM endpoint."""
-    return ComputeManagementClient(
-        credential(info, principal),
-        subscription,
-        base_url=info["arm_endpoint"],
-        connection_verify=info["ca_bundle"],
-    )
+    return ComputeManagementClient(credential(info, principal), subscription, **_arm_options(info))
 
 
 @pytest.fixture

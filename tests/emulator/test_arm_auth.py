@@ -19,6 +19,20 @@ pytestmark = pytest.mark.emulator
 ARM_SCOPE = "https://management.azure.com/.default"
 
 
+def _token_request(info: dict[str, Any], *, tenant: str | None = None, secret: str | None = None) -> httpx.Response:
+    """POST a raw client-credentials token request for the default principal (its tenant and secret by default)."""
+    with control_client(info) as client:
+        return client.post(
+            f"{info['authority_host']}/{tenant or info['tenant_id']}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": info["client_id"],
+                "client_secret": secret or info["client_secret"],
+                "scope": ARM_SCOPE,
+            },
+        )
+
+
 def _labs_url(info: dict[str, Any]) -> str:
     return f"{info['arm_endpoint']}/subscriptions/{SUB1}/providers/Microsoft.DevTestLab/labs?api-version=2018-09-15"
 
@@ -51,31 +65,13 @@ def test_wrong_secret_is_invalid_client(local_azure: dict[str, Any]) -> None:
     )
     with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
         bad.get_token(ARM_SCOPE)
-    with control_client(local_azure) as client:
-        response = client.post(
-            f"{local_azure['authority_host']}/{local_azure['tenant_id']}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": local_azure["client_id"],
-                "client_secret": "x",
-                "scope": ARM_SCOPE,
-            },
-        )
+    response = _token_request(local_azure, secret="x")
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
 
 
 def test_unknown_tenant_is_400(local_azure: dict[str, Any]) -> None:
-    with control_client(local_azure) as client:
-        response = client.post(
-            f"{local_azure['authority_host']}/00000000-0000-4000-8000-000000000000/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": local_azure["client_id"],
-                "client_secret": local_azure["client_secret"],
-                "scope": ARM_SCOPE,
-            },
-        )
+    response = _token_request(local_azure, tenant="00000000-0000-4000-8000-000000000000")
     assert response.status_code == 400
     assert "error" in response.json()
 
@@ -122,16 +118,7 @@ def test_expired_token_is_401_expired(settings: dict[str, Any]) -> None:
     # Long enough that a slow machine still uses the token before it expires; the wait below is driven by the
     # token's own exp claim (whole seconds, like Entra's), not by a guessed sleep.
     assert control_post(settings, "/config", {"token_lifetime": 5}).status_code == 200
-    with control_client(settings) as client:
-        response = client.post(
-            f"{settings['authority_host']}/{settings['tenant_id']}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": settings["client_id"],
-                "client_secret": settings["client_secret"],
-                "scope": ARM_SCOPE,
-            },
-        )
+    response = _token_request(settings)
     assert response.json()["expires_in"] == 5
     token = response.json()["access_token"]
     assert _arm_get(settings, {"Authorization": f"Bearer {token}"}).status_code == 200

@@ -19,7 +19,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.storage.blob import BlobClient, BlobServiceClient
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
-from emulator.blobproxy import classify
+from emulator.blob.operations import classify
 from emulator.certs import CertPaths, make_certificates
 from emulator.faults import FaultRules
 from emulator.storage import PendingCopyError, StorageEmulator
@@ -77,6 +77,12 @@ class Harness:
     def read_sas(self, account: str, container: str, blob: str) -> str:
         expiry = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
         return self.emulator.blob_sas_url(account, container, blob, permission="r", expiry=expiry, purpose="test")
+
+    def copy_destination(self, account: str, container: str, blob: str) -> tuple[BlobServiceClient, BlobClient]:
+        """Create ``container`` in ``account``; return the account's client and the client of ``blob`` in it."""
+        service = self.service(account)
+        service.create_container(container)
+        return service, service.get_blob_client(container, blob)
 
     def source_disk(self, container: str, blob: str, seed: int, account: str = "alpha") -> bytes:
         disk = make_disk(DISK, seed=seed)
@@ -172,9 +178,7 @@ def test_put_and_get_through_the_https_proxy(harness: Harness) -> None:
 def test_cross_account_copy_is_pending_then_succeeds(harness: Harness) -> None:
     harness.emulator.configure(copy_seconds=4)
     disk = harness.source_disk("src1", "img.vhd", seed=11)
-    service = harness.service("beta")
-    service.create_container("dst1")
-    dest = service.get_blob_client("dst1", "img.vhd")
+    service, dest = harness.copy_destination("beta", "dst1", "img.vhd")
     started = dest.start_copy_from_url(harness.read_sas("alpha", "src1", "img.vhd"))
     assert started["copy_status"] == "pending"
     progress: list[int] = []
@@ -218,9 +222,7 @@ def test_cross_account_copy_is_pending_then_succeeds(harness: Harness) -> None:
 def test_listing_shows_pending_copy(harness: Harness) -> None:
     harness.emulator.configure(copy_seconds=3)
     harness.source_disk("src2", "a.vhd", seed=12)
-    service = harness.service("gamma")
-    service.create_container("dst2")
-    dest = service.get_blob_client("dst2", "a.vhd")
+    service, dest = harness.copy_destination("gamma", "dst2", "a.vhd")
     dest.start_copy_from_url(harness.read_sas("alpha", "src2", "a.vhd"))
     listed = list(service.get_container_client("dst2").list_blobs(include=["copy"]))
     assert listed[0].copy.status == "pending"
@@ -241,9 +243,7 @@ def test_listing_shows_pending_copy(harness: Harness) -> None:
 def test_abort_copy(harness: Harness) -> None:
     harness.emulator.configure(copy_seconds=5)
     harness.source_disk("src3", "a.vhd", seed=13)
-    service = harness.service("beta")
-    service.create_container("dst3")
-    dest = service.get_blob_client("dst3", "a.vhd")
+    _, dest = harness.copy_destination("beta", "dst3", "a.vhd")
     source = harness.read_sas("alpha", "src3", "a.vhd")
     copy_id = str(dest.start_copy_from_url(source)["copy_id"])
     with pytest.raises(HttpResponseError) as again:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from image_factory.fanout import fanout_waves, region_fanout, region_key
 from image_factory.models import Pair
-from image_factory.planner import fanout_waves
 
 
 def pair(lab: str, location: str, image: str = "Ubuntu-2026-11-26-abc", cross: bool = True) -> Pair:
@@ -57,3 +59,12 @@ def test_cross_region_bytes_are_one_copy_per_region_and_version() -> None:
     direct, regional = fanout_waves(pairs)
     assert len(direct) == 3 and len(regional) == 12
     assert all(p.source_lab is None for p in direct)
+
+
+def test_region_fanout_of_nothing() -> None:
+    assert region_fanout([]) == {}
+
+
+@pytest.mark.parametrize(("a", "b"), [("West Europe", "westeurope"), (" westEurope ", "WESTEUROPE"), (None, "")])
+def test_region_key(a: str | None, b: str) -> None:
+    assert region_key(a) == region_key(b)

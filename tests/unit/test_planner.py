@@ -7,8 +7,9 @@ from collections import Counter
 import pytest
 
 from image_factory import naming
+from image_factory.fanout import region_fanout
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef, Pair, Plan
-from image_factory.planner import plan, region_fanout, region_key
+from image_factory.planner import plan
 
 SUB1 = "11111111-1111-4111-8111-111111111111"
 SUB2 = "22222222-2222-4222-8222-222222222222"
@@ -64,7 +65,6 @@ def run(
 ) -> Plan:
     args: dict[str, object] = {
         "factory_location": "West Europe",
-        "run_version": TODAY,
         "images_to_save": 2,
     }
     args.update(kwargs)
@@ -349,12 +349,3 @@ def test_region_fanout_groups_cross_region_pairs_once_per_version_image_region()
     grouped = [x for g in groups.values() for x in (g.seed, *g.rest)]
     assert all(x.cross_region for x in grouped)
     assert "Home" not in {x.lab_name for x in grouped}
-
-
-def test_region_fanout_of_nothing() -> None:
-    assert region_fanout([]) == {}
-
-
-@pytest.mark.parametrize(("a", "b"), [("West Europe", "westeurope"), (" westEurope ", "WESTEUROPE"), (None, "")])
-def test_region_key(a: str | None, b: str) -> None:
-    assert region_key(a) == region_key(b)

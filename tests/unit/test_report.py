@@ -135,7 +135,10 @@ def test_matrix_cells() -> None:
 
 
 def test_matrix_problems_list_exactly_what_is_missing_or_failed() -> None:
+    # A lab that cannot be read is a problem of the run (not a skip), named first with what to fix.
     assert _demo_matrix().problems() == [
+        "GoneLab: lab not found (lab GoneLab not found): check LabName, ResourceGroup and SubscriptionId in labs.json,"
+        " or create the lab",
         "DevLab: Ubuntu/Ubuntu2204.json 2024-05-03 is missing",
         "TestLab: Win2016/Datacenter.json 2024-05-03 is failed (provisioning state Failed)",
     ]
@@ -159,8 +162,11 @@ def test_expected_image_of_an_unavailable_lab_is_missing_with_the_reason() -> No
     inventories = {GONE.key: LabInventory(GONE, "forbidden", message="403 AuthorizationFailed")}
     m = build_matrix([GONE], expected, inventories)
     assert m.problems() == [
-        "GoneLab: Ubuntu/Ubuntu2204.json 2024-05-03 is missing (lab forbidden: 403 AuthorizationFailed)"
+        "GoneLab: access denied (403 AuthorizationFailed): grant the factory's principal DevTest Labs User (or"
+        " Contributor) on the lab",
+        "GoneLab: Ubuntu/Ubuntu2204.json 2024-05-03 is missing (lab forbidden: 403 AuthorizationFailed)",
     ]
+    assert m.lab_problems() == m.problems()[:1]
     assert build_matrix([GONE], expected, {}).problems() == [
         "GoneLab: Ubuntu/Ubuntu2204.json 2024-05-03 is missing (lab not inventoried)"
     ]

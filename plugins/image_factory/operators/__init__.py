@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from image_factory.configuration import FactorySettings
@@ -22,3 +23,11 @@ def poll_seconds(value: Any, default: float) -> float:
     except (TypeError, ValueError):
         return default
     return max(seconds, 0.1)
+
+
+def require_keys(value: Any, required: Sequence[str], what: str, hint: str) -> None:
+    """Refuse a dict argument that lacks ``required`` keys (a templated string is only known at run time)."""
+    if isinstance(value, dict):
+        missing = [k for k in required if k not in value]
+        if missing:
+            raise ValueError(f"{what} lacks {', '.join(missing)}: {hint}")

@@ -47,7 +47,7 @@ class FactorySettings:
     copy_timeout_minutes: int = 240
     image_timeout_minutes: int = 60
     read_sas_hours: int = 4
-    disk_access_seconds: int = 3600
+    disk_access_seconds: int = 36000
 
 
 #: factory.json paths → FactorySettings fields.
@@ -110,7 +110,28 @@ def check_factory(factory_file: Path) -> tuple[Collector, FactorySettings | None
         col.add(("Schedule",), f"{schedule!r} is not a valid five-field cron expression (e.g. '0 2 * * *')")
     if not schema_ok or col.errors:
         return col, None
-    return col, _settings_from_doc(doc)
+    settings = _settings_from_doc(doc)
+    _check_access_outlives_copies(col, settings)
+    return (col, None) if col.errors else (col, settings)
+
+
+def _check_access_outlives_copies(col: Collector, settings: FactorySettings) -> None:
+    """Refuse a read access (disk SAS, catalogue SAS) that could end before the copy it serves may end."""
+    copy_seconds = settings.copy_timeout_minutes * 60
+    copy_limit = f"a copy may take Timeouts.CopyMinutes = {settings.copy_timeout_minutes} min"
+    if settings.disk_access_seconds < copy_seconds:
+        col.add(
+            ("DiskAccessSeconds",),
+            f"{settings.disk_access_seconds} s is shorter than a capture's copy may run ({copy_limit}): the disk's"
+            f" read access would end mid-copy; set DiskAccessSeconds to at least {copy_seconds}"
+            " (the PowerShell factory asked for 36000, 10 hours)",
+        )
+    if settings.read_sas_hours * 3600 < copy_seconds:
+        col.add(
+            ("ReadSasHours",),
+            f"{settings.read_sas_hours} h is shorter than a distribution's copy may run ({copy_limit}): the"
+            f" catalogue VHD's read SAS would end mid-copy; set ReadSasHours to at least {-(-copy_seconds // 3600)}",
+        )
 
 
 def load_factory_settings(path_or_dir: str | os.PathLike[str]) -> FactorySettings:

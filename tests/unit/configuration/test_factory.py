@@ -67,7 +67,7 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
                     "LabName": "F_1"},
         "MaxConcurrentJobs": 7, "ImagesToSave": 5, "Schedule": "@daily", "Pool": "p.1", "Container": "c-1",
         "Connections": {"Arm": "arm2", "FactoryStorage": "st2"},
-        "Timeouts": {"CopyMinutes": 30, "ImageMinutes": 20}, "ReadSasHours": 2, "DiskAccessSeconds": 900.0,
+        "Timeouts": {"CopyMinutes": 30, "ImageMinutes": 20}, "ReadSasHours": 2, "DiskAccessSeconds": 1800.0,
     }  # fmt: skip
     (cfg / "factory.json").write_text(json.dumps(doc), encoding="utf-8")
     settings = load_factory_settings(cfg)
@@ -85,7 +85,7 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "copy_timeout_minutes": 30,
         "image_timeout_minutes": 20,
         "read_sas_hours": 2,
-        "disk_access_seconds": 900,
+        "disk_access_seconds": 1800,
     }
     assert isinstance(settings.disk_access_seconds, int)
 
@@ -197,3 +197,39 @@ def test_parse_time_falls_back_to_the_defaults_with_a_warning(
     assert (settings.schedule, settings.pool) == ("0 2 * * *", "image_distribution")
     (record,) = caplog.records
     assert "Using the default schedule and pool" in record.getMessage() and str(folder) in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "location", "fragment"),
+    [
+        (
+            {"DiskAccessSeconds": 3600},
+            "DiskAccessSeconds",
+            "3600 s is shorter than a capture's copy may run (a copy may take Timeouts.CopyMinutes = 240 min)",
+        ),
+        ({"ReadSasHours": 3}, "ReadSasHours", "set ReadSasHours to at least 4"),
+        (
+            {"Timeouts": {"CopyMinutes": 601}},
+            "DiskAccessSeconds",
+            "set DiskAccessSeconds to at least 36060",
+        ),
+    ],
+)
+def test_read_access_must_outlive_the_copy_it_serves(
+    cfg: Path, overrides: dict[str, Any], location: str, fragment: str
+) -> None:
+    path = cfg / "factory.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc.pop("DiskAccessSeconds", None)
+    doc.update(overrides)
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    finding = only(validate_configuration(cfg).errors, location)
+    assert fragment in finding.message
+    with pytest.raises(ConfigurationError, match=location):
+        load_factory_settings(cfg)
+
+
+def test_the_default_disk_access_outlives_the_default_copy_deadline() -> None:
+    defaults = FactorySettings(subscription_id="s", resource_group="r", lab_name="l")
+    assert defaults.disk_access_seconds >= defaults.copy_timeout_minutes * 60
+    assert defaults.read_sas_hours * 60 >= defaults.copy_timeout_minutes

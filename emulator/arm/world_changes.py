@@ -91,7 +91,12 @@ class WorldChanges:
         return lab, vm
 
     def _refuse_while_granted(self, vm: VmState, what: str) -> None:
-        """Refuse to change a VM whose disk has an active read SAS (Azure refuses to start or swap it)."""
+        """Refuse to change a VM whose disk has an active read SAS (Azure refuses to start or swap it) or an access
+        grant or revoke still running."""
+        disk_id = vm.disk.id.lower()
+        operations = self.compute.services.lro.operations.values()
+        if any(op.resource_id.lower() == disk_id and not op.done for op in operations):
+            raise ChangeError(409, f"cannot {what} VM {vm.name}: an operation on its OS disk is in progress")
         if self.compute.access_granted(vm.disk):
             raise ChangeError(
                 409, f"cannot {what} VM {vm.name}: its OS disk {vm.disk.name} has an active SAS (revoke access first)"

@@ -180,7 +180,17 @@ def test_power_state_moves_the_ownership_time(azure: dict[str, Any]) -> None:
 
 def test_a_disk_with_an_active_sas_is_not_changed(azure: dict[str, Any]) -> None:
     disk_id = _os_disk_id(azure, "vm-granted")
-    _grant(azure, disk_id)
+    parts = disk_id.split("/")
+    control_post(azure, "/config", {"lro_seconds": 5})
+    try:
+        granting = compute_client(azure).disks.begin_grant_access(
+            parts[4], parts[8], {"access": "Read", "durationInSeconds": 600}
+        )
+        busy = control_post(azure, "/vms/rebuild", _vm_body("vm-granted"))
+        assert busy.status_code == 409 and "in progress" in busy.json()["error"]
+        granting.result()
+    finally:
+        control_post(azure, "/config", {"lro_seconds": 0.5})
     for path in ("/vms/cycle", "/vms/rebuild"):
         refused = control_post(azure, path, _vm_body("vm-granted"))
         assert refused.status_code == 409 and "active SAS" in refused.json()["error"]

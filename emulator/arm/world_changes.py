@@ -156,9 +156,12 @@ class WorldChanges:
         return self._answer("power", lab, vm, previous_power_state=previous, changed=changed)
 
     async def cycle(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Start a VM and deallocate it again: same disk, new content, its ownership time moves on."""
+        """Start a VM and deallocate it again (a running VM is deallocated first, so it always boots once): same
+        disk, new content, its ownership time moves on."""
         lab, vm = self.find_vm(body)
+        self._refuse_while_granted(vm, "cycle")
         previous = vm.disk.describe()
+        await self._power(vm, "deallocated")
         await self._power(vm, "running")
         await self._power(vm, "deallocated")
         return self._answer("cycle", lab, vm, previous_disk=previous)

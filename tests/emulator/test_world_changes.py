@@ -156,6 +156,14 @@ def test_cycle_keeps_the_disk_and_changes_its_content(azure: dict[str, Any]) -> 
     assert _vhd_digest(azure, disk_id) != digest
 
 
+def test_cycling_a_running_vm_boots_it_once_more(azure: dict[str, Any]) -> None:
+    body = _vm_body("vm-cycled")
+    _change(azure, "/vms/power", {**body, "state": "running"})
+    answer = _change(azure, "/vms/cycle", body)
+    assert answer["previous_disk"]["boots"] == 2 and answer["disk"]["boots"] == 3
+    assert answer["power_state"] == "deallocated"
+
+
 def test_power_state_moves_the_ownership_time(azure: dict[str, Any]) -> None:
     disk_id = _os_disk_id(azure, "vm-powered")
     body = _vm_body("vm-powered")

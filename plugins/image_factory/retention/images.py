@@ -14,6 +14,8 @@ Safety rules, whatever the other rules say:
   ``uploads`` blob exists), is never deleted from that lab nor from the catalogue its copy comes from: retention
   cannot race distribution. It does not protect other labs' copies of that version (a lab that no longer
   subscribes to a path loses it while others keep it).
+
+Versions order by ``versions.sort_key`` (day, then same-day ordinal), never as text.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from image_factory import imagepaths
+from image_factory import imagepaths, versions
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef
 from image_factory.retention.decisions import FACTORY, Action, Decision, Kind, RetentionPlan, merge
 from image_factory.states import ProvisioningState
@@ -72,7 +74,7 @@ class _Place:
 
 
 def _newest_first(items: Iterable[_Version]) -> list[_Version]:
-    return sorted(items, key=lambda v: (v.version, v.name), reverse=True)
+    return sorted(items, key=lambda v: (versions.sort_key(v.version), v.name), reverse=True)
 
 
 def _doomed(

@@ -158,6 +158,22 @@ def test_a_version_planned_for_one_lab_keeps_the_catalogue_copy_it_is_copied_fro
     assert deleted(retired, "DevLab") == {(ub, VERSIONS[0]), (ub, VERSIONS[1])}
 
 
+def test_keep_n_orders_versions_by_day_then_ordinal_never_as_text() -> None:
+    ub = "Ubuntu/Ubuntu2204.json"
+    same_day = ["2026-12-01", "2026-12-01.2", "2026-12-01.9", "2026-12-01.10"]
+    dev = lab("DevLab", ["Ubuntu"])
+    retired = retention_plan(
+        labs=[dev],
+        catalogue=[entry(ub, v) for v in same_day],
+        inventories={dev.key: inventory(dev, [image(ub, v) for v in reversed(same_day)])},
+        golden_images=GOLDEN,
+        images_to_save=2,
+    )
+    older = {(ub, "2026-12-01"), (ub, "2026-12-01.2")}
+    assert deleted(retired, FACTORY) == older
+    assert deleted(retired, "DevLab") == older
+
+
 def test_user_images_without_the_marker_survive_every_rule() -> None:
     dev = lab("DevLab", ["Ubuntu"])
     user_images = [

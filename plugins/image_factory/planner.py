@@ -1,10 +1,11 @@
-"""The distribution plan: a pure function of (labs.json, catalogue, lab inventories) — no Azure calls.
+"""The distribution plan: a pure function of (labs.json, golden images, catalogue, lab inventories) — no Azure calls.
 
 For every lab and every catalogued ImagePath its ImagePaths select (whole segments, case-insensitive), the lab
 must end up with each *retained* version (the newest ``ImagesToSave`` of that path): the run's version when it
 was captured, and any older retained version the lab lacks (a new lab catches up). A version the lab already has
 (``Succeeded``) is skipped as ``already_present``; one it has in state Failed/Canceled is planned again (the
-distributor replaces it).
+distributor replaces it). A catalogued ImagePath whose golden image file is gone is neither planned nor expected:
+retention then retires its versions everywhere.
 """
 
 from __future__ import annotations
@@ -85,19 +86,24 @@ def plan(
     inventories: Mapping[str, LabInventory],
     factory_location: str,
     images_to_save: int,
+    golden_images: Iterable[str],
     lab_filter: Iterable[str] | None = None,
     path_filter: Iterable[str] | None = None,
 ) -> Plan:
     """Return what to distribute to which lab, what to skip and why, and what must exist afterwards.
 
-    ``inventories`` maps ``LabRef.key`` to the lab's inventory; ``lab_filter`` (lab names, case-insensitive)
-    and ``path_filter`` (ImagePath selectors) narrow the run, None meaning no filter. Pairs come sorted by
-    (version, ImagePath, lab) so the mapped ``distribute`` tasks are stable across runs.
+    ``inventories`` maps ``LabRef.key`` to the lab's inventory; ``golden_images`` are the configuration's golden
+    image files (ImagePaths): only catalogued versions of those are planned and expected. ``lab_filter`` (lab
+    names, case-insensitive) and ``path_filter`` (ImagePath selectors) narrow the run, None meaning no filter.
+    Pairs come sorted by (version, ImagePath, lab) so the mapped ``distribute`` tasks are stable across runs.
     """
     if images_to_save < 1:
         raise ValueError(f"images_to_save must be at least 1, not {images_to_save}")
+    golden = {imagepaths.key(p) for p in golden_images}
     scope = _Scope(
-        catalogue=_index_catalogue(catalogue_images, images_to_save),
+        catalogue=_index_catalogue(
+            (i for i in catalogue_images if imagepaths.key(i.image_path) in golden), images_to_save
+        ),
         lab_names={n.strip().casefold() for n in lab_filter} if lab_filter is not None else None,
         path_sels=[s for s in map(_casefolded, path_filter) if s] if path_filter is not None else None,
         factory_region=region_key(factory_location),

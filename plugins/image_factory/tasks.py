@@ -137,6 +137,7 @@ def make_plan(run: RunContext) -> Plan:
         inventories=take_inventories(run, run.selected_labs()),
         factory_location=str(factory_lab.location or ""),
         images_to_save=factory.images_to_save,
+        golden_images=config.golden_images,
         lab_filter=list(run.params.labs) or None,
         path_filter=list(run.params.image_paths) or None,
     )

@@ -297,13 +297,19 @@ def test_an_inventory_without_a_lab_read_still_finds_a_missing_lab(azure: LocalA
     assert found.images == hook.inventory(LabRef(SUB1, "DevLab", (), "rg-dev")).images
 
 
-def test_a_version_this_run_planned_is_kept(config: Path, seeded: Any) -> None:
+#: What a version planned for, or uploading into, QALab keeps: QALab's copy and the catalogue's (its source).
+QALAB_UB_D1 = {("custom_image", "QALab", UB, D1), ("catalogue_version", "(factory storage)", UB, D1)}
+
+
+def test_a_version_this_run_planned_is_kept_in_that_lab_and_the_catalogue(config: Path, seeded: Any) -> None:
     keep(config, 2)
     plan = Plan(expected=(("QALab", UB, D1),)).to_dict()
     doc = decide_dry({}, plan, "planned", config)
-    assert rows(doc["deletions"]) == EXPECTED[2] - {r for r in EXPECTED[2] if r[2:] == (UB, D1)}
+    assert rows(doc["deletions"]) == EXPECTED[2] - QALAB_UB_D1
     kept = {(k["where"], k["version"]) for k in doc["kept"] if k["image_path"] == UB}
     assert ("QALab", D1) in kept and ("(factory storage)", D1) in kept
+    # Another lab's copy of that version is not what QALab's distribution uses.
+    assert {("custom_image", lab, UB, D1) for lab in ("DevLab", "ImageFactory")} <= rows(doc["deletions"])
 
 
 def test_an_upload_in_flight_protects_its_version(azure: LocalAzure, config: Path, seeded: Any) -> None:
@@ -314,10 +320,11 @@ def test_an_upload_in_flight_protects_its_version(azure: LocalAzure, config: Pat
         racing = decide({}, plan_doc=NO_PLAN, version=D3, run_id="racing", folder=config)
     finally:
         blob.delete_blob()
-    assert rows(racing.deletions) == EXPECTED[2] - {r for r in EXPECTED[2] if r[2:] == (UB, D1)}
+    assert rows(racing.deletions) == EXPECTED[2] - QALAB_UB_D1
     assert racing.decisions["deletions"] == racing.deletions
-    reasons = [k["reason"] for k in racing.decisions["kept"] if (k["image_path"], k["version"]) == (UB, D1)]
-    assert reasons and all("still uploading" in r for r in reasons)
+    kept = [k for k in racing.decisions["kept"] if (k["image_path"], k["version"]) == (UB, D1)]
+    assert {(k["kind"], k["where"], UB, D1) for k in kept} == QALAB_UB_D1
+    assert all("still uploading" in k["reason"] for k in kept)
 
 
 def execute(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -63,14 +63,17 @@ CATALOGUE = [
 def run(
     labs: list[LabRef], inventories: list[LabInventory], catalogue: list[ImageVersion] | None = None, **kwargs: object
 ) -> Plan:
+    images = CATALOGUE if catalogue is None else catalogue
     args: dict[str, object] = {
         "factory_location": "West Europe",
         "images_to_save": 2,
+        # Unless a test says otherwise, every catalogued ImagePath still has its golden image file.
+        "golden_images": sorted({i.image_path for i in images}),
     }
     args.update(kwargs)
     return plan(
         labs=labs,
-        catalogue_images=CATALOGUE if catalogue is None else catalogue,
+        catalogue_images=images,
         inventories={i.lab.key: i for i in inventories},
         **args,  # type: ignore[arg-type]
     )
@@ -157,6 +160,24 @@ def test_selector_matching_nothing_is_no_version() -> None:
     (skip,) = p.skipped
     assert (skip.lab_name, skip.image_path, skip.reason) == ("L", "Win2019", "no_version")
     assert "no catalogued image" in skip.detail
+
+
+def test_a_deleted_golden_image_is_neither_planned_nor_expected() -> None:
+    """Its versions stay in the catalogue until retention retires them: the plan must not keep them alive."""
+    dev, qa = lab("DevLab", "Win2016"), lab("QALab", "Win2016/SQLExpress.json", "Ubuntu")
+    catalogue = [
+        image(p, v) for p in ("Win2016/Datacenter.json", "Win2016/SQLExpress.json") for v in (TODAY, "2024-05-02")
+    ]
+    catalogue.append(image("Ubuntu/Ubuntu2204.json", os_type="Linux"))
+    golden = ["Win2016/Datacenter.json", "ubuntu/UBUNTU2204.json"]  # SQLExpress.json was deleted
+    p = run([dev, qa], [inv(dev), inv(qa)], catalogue, golden_images=golden)
+    assert pairs_of(p) == {
+        ("DevLab", "Win2016/Datacenter.json", TODAY),
+        ("DevLab", "Win2016/Datacenter.json", "2024-05-02"),
+        ("QALab", "Ubuntu/Ubuntu2204.json", TODAY),
+    }
+    assert set(p.expected) == pairs_of(p)
+    assert skips_of(p) == {("QALab", "Win2016/SQLExpress.json"): "no_version"}
 
 
 def test_lab_filter_is_case_insensitive() -> None:

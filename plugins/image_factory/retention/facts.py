@@ -45,11 +45,14 @@ def upload_present(arm: DevTestLabsHook, check: UploadCheck) -> bool:
     return sas_copy_state(url, arm.settings.connection_verify).exists
 
 
-def uploading_versions(arm: DevTestLabsHook, checks: Iterable[UploadCheck], notes: list[str]) -> set[tuple[str, str]]:
-    """Return the versions with a VHD in some lab's ``uploads`` (or whose uploads could not be checked)."""
-    busy: set[tuple[str, str]] = set()
+def uploading_versions(
+    arm: DevTestLabsHook, checks: Iterable[UploadCheck], notes: list[str]
+) -> set[tuple[str, str, str]]:
+    """Return (lab, ImagePath, version) of the VHDs in a lab's ``uploads`` (or whose uploads could not be checked):
+    a copy into that lab is in flight, so that lab's image and the catalogue version must stay."""
+    busy: set[tuple[str, str, str]] = set()
     for check in checks:
-        ident = (check.image_path, check.version)
+        ident = (check.lab_name, check.image_path, check.version)
         if ident in busy:
             continue
         try:
@@ -59,12 +62,16 @@ def uploading_versions(arm: DevTestLabsHook, checks: Iterable[UploadCheck], note
             busy.add(ident)
             continue
         if present:
-            log.info("%s: uploads/%s exists: %s %s is in flight", check.lab_name, check.blob, *ident)
+            log.info(
+                "%s: uploads/%s exists: %s %s is in flight", check.lab_name, check.blob, check.image_path, check.version
+            )
             busy.add(ident)
     return busy
 
 
-def retention_decisions(run: RunContext, catalogue: Catalogue, *, in_flight: set[tuple[str, str]]) -> RetentionPlan:
+def retention_decisions(
+    run: RunContext, catalogue: Catalogue, *, in_flight: set[tuple[str, str, str]]
+) -> RetentionPlan:
     """Read the labs and the factory lab, decide; in a real run decide again keeping what is still uploading."""
     config, arm = run.config, run.devtestlabs()
     factory = config.factory
@@ -74,7 +81,7 @@ def retention_decisions(run: RunContext, catalogue: Catalogue, *, in_flight: set
     if factory_inventory.status != "ok":
         log.warning("Factory lab %s: %s (%s)", factory.lab_name, factory_inventory.status, factory_inventory.message)
 
-    def decide_with(protected: set[tuple[str, str]]) -> RetentionPlan:
+    def decide_with(protected: set[tuple[str, str, str]]) -> RetentionPlan:
         return retention_plan(
             labs=config.labs,
             catalogue=catalogue.images,

@@ -10,8 +10,12 @@ Safety rules, whatever the other rules say:
 - the newest good (``Succeeded``) version of an ImagePath that is still subscribed (its golden image exists and
   the place subscribes to it) is never deleted: keep-N counts healthy versions only and the other rules apply
   only to unsubscribed or removed paths;
-- a version this run distributes, or whose VHD is still being uploaded into a lab (an ``uploads`` blob exists),
-  is never deleted: retention cannot race distribution.
+- a version this run distributes to a lab or expects there, or whose VHD is still being uploaded into a lab (an
+  ``uploads`` blob exists), is never deleted from that lab nor from the catalogue its copy comes from: retention
+  cannot race distribution. It does not protect other labs' copies of that version (a lab that no longer
+  subscribes to a path loses it while others keep it).
+
+Versions order by ``versions.sort_key`` (day, then same-day ordinal), never as text.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from image_factory import imagepaths
+from image_factory import imagepaths, versions
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef
 from image_factory.retention.decisions import FACTORY, Action, Decision, Kind, RetentionPlan, merge
 from image_factory.states import ProvisioningState
@@ -48,7 +52,14 @@ class _Rules:
 
     golden_keys: frozenset[str]
     images_to_save: int
-    protected: frozenset[tuple[str, str]]
+    #: (lab name casefolded, ImagePath key, version) a distribution uses: that lab's copy survives.
+    protected: frozenset[tuple[str, str, str]]
+
+    def protects(self, place: _Place, path_key: str, version: str) -> bool:
+        """Tell whether a distribution uses this version here: in a lab its own, in the catalogue any lab's."""
+        if place.kind == "catalogue_version":
+            return any((p, v) == (path_key, version) for _lab, p, v in self.protected)
+        return (place.where.casefold(), path_key, version) in self.protected
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,7 @@ class _Place:
 
 
 def _newest_first(items: Iterable[_Version]) -> list[_Version]:
-    return sorted(items, key=lambda v: (v.version, v.name), reverse=True)
+    return sorted(items, key=lambda v: (versions.sort_key(v.version), v.name), reverse=True)
 
 
 def _doomed(
@@ -96,7 +107,7 @@ def _decide_place(
             ordered, path_key=path_key, subscribed=subscribed.get(path_key, False), rules=rules, label=place.label
         )
         for v, reason in doomed:
-            if (path_key, v.version) in rules.protected:
+            if rules.protects(place, path_key, v.version):
                 kept.append(_row(place, "keep", v, f"{KEEP_IN_FLIGHT} (would go: {reason})"))
             else:
                 deletions.append(_row(place, "delete", v, reason))
@@ -165,7 +176,7 @@ def retention_plan(
     golden_images: Sequence[str],
     images_to_save: int,
     factory: LabInventory | None = None,
-    in_flight: Iterable[tuple[str, str]] = (),
+    in_flight: Iterable[tuple[str, str, str]] = (),
     lab_filter: Iterable[str] | None = None,
 ) -> RetentionPlan:
     """Decide what retention deletes.
@@ -173,8 +184,8 @@ def retention_plan(
     :param labs: labs.json's labs; ``inventories`` maps ``LabRef.key`` to each lab's current custom images.
     :param catalogue: the factory catalogue (sidecars with their VHDs).
     :param factory: the factory lab's own inventory (its managed custom images are retired like any lab's).
-    :param in_flight: (image_path, version) pairs that must survive: the versions this run distributes and those
-        whose VHD is still in some lab's ``uploads`` container.
+    :param in_flight: (lab name, image_path, version) that must survive in that lab and in the catalogue: the
+        versions this run distributes or expects there and those whose VHD is still in the lab's ``uploads``.
     :param lab_filter: lab names to retire in (case-insensitive); the catalogue is only retired without a filter.
     """
     if images_to_save < 1:
@@ -182,7 +193,7 @@ def retention_plan(
     rules = _Rules(
         golden_keys=frozenset(imagepaths.key(p) for p in golden_images),
         images_to_save=images_to_save,
-        protected=frozenset((imagepaths.key(p), v) for p, v in in_flight),
+        protected=frozenset((lab.casefold(), imagepaths.key(p), v) for lab, p, v in in_flight),
     )
     wanted = {n.casefold() for n in lab_filter} if lab_filter else None
 

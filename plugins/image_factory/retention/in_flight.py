@@ -10,16 +10,17 @@ from image_factory.models import LabInventory, LabRef, Plan
 from image_factory.retention.decisions import Decision
 
 
-def planned_versions(plan: Plan) -> set[tuple[str, str]]:
-    """Return the (ImagePath, version) this run distributes or expects to exist: retention never deletes them."""
-    found = {(pair.image_path, pair.version) for pair in plan.pairs}
-    found.update((path, version) for _lab, path, version in plan.expected)
+def planned_versions(plan: Plan) -> set[tuple[str, str, str]]:
+    """Return the (lab, ImagePath, version) this run distributes or expects to exist: retention never deletes
+    them from that lab, nor from the catalogue they are copied from (another lab's copy is not protected)."""
+    found = {(pair.lab_name, pair.image_path, pair.version) for pair in plan.pairs}
+    found.update((lab, path, version) for lab, path, version in plan.expected)
     return found
 
 
 @dataclass(frozen=True)
 class UploadCheck:
-    """One ``uploads/<blob>`` to look for in one lab, and the version it would protect."""
+    """One ``uploads/<blob>`` to look for in one lab, and the version it would protect (there and in the catalogue)."""
 
     subscription_id: str
     resource_group: str

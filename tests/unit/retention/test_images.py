@@ -6,9 +6,11 @@ import random
 
 import pytest
 
-from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef
+from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef, Plan
+from image_factory.planner import plan as distribution_plan
 from image_factory.retention.decisions import FACTORY
 from image_factory.retention.images import KEEP_IN_FLIGHT, retention_plan
+from image_factory.retention.in_flight import planned_versions
 
 SUB = "11111111-1111-4111-8111-111111111111"
 GOLDEN = ["Ubuntu/Ubuntu2204.json", "Win2016/Datacenter.json", "Win2016/SQLExpress.json"]
@@ -88,6 +90,90 @@ def test_lab_that_no_longer_subscribes_loses_only_that_path() -> None:
     assert "no longer subscribes" in plan.deletions[0].reason
 
 
+def test_a_deleted_golden_image_goes_everywhere_in_the_run_after_although_labs_subscribe_to_its_folder() -> None:
+    """The catalogue still holds SQLExpress when the next run plans: that plan must not keep it alive anywhere."""
+    sql = "Win2016/SQLExpress.json"
+    dev, qa = lab("DevLab", ["Win2016", "Ubuntu"]), lab("QALab", ["Win2016/Datacenter.json", "Ubuntu"])
+    catalogue = [entry(p, v) for p in GOLDEN for v in VERSIONS[1:]]
+    held = [image(p, v) for p in GOLDEN for v in VERSIONS[1:]]
+    inventories = {dev.key: inventory(dev, held), qa.key: inventory(qa, held)}
+    factory = inventory(lab("ImageFactory", []), [image(sql, VERSIONS[-1])])
+    golden = [g for g in GOLDEN if g != sql]
+    plan = distribution_plan(
+        labs=[dev, qa],
+        catalogue_images=catalogue,
+        inventories=inventories,
+        factory_location="westeurope",
+        images_to_save=2,
+        golden_images=golden,
+    )
+    retired = retention_plan(
+        labs=[dev, qa],
+        catalogue=catalogue,
+        inventories=inventories,
+        golden_images=golden,
+        images_to_save=2,
+        factory=factory,
+        in_flight=planned_versions(plan),
+    )
+    gone = {(sql, v) for v in VERSIONS[1:]}
+    assert deleted(retired, FACTORY) == gone
+    assert deleted(retired, "DevLab") == gone and deleted(retired, "QALab") == gone
+    assert deleted(retired, "ImageFactory") == {(sql, VERSIONS[-1])}
+    assert all("no longer exists" in d.reason for d in retired.deletions)
+    assert retired.kept == ()
+
+
+def test_a_lab_that_unsubscribed_loses_the_path_although_another_lab_expects_that_version() -> None:
+    dc, v = "Win2016/Datacenter.json", VERSIONS[-1]
+    dev, test = lab("DevLab", ["Win2016"]), lab("TestLab", ["Ubuntu"])  # TestLab dropped Win2016/Datacenter.json
+    held = [image(dc, v)]
+    plan = Plan(expected=(("DevLab", dc, v),))
+    retired = retention_plan(
+        labs=[dev, test],
+        catalogue=[entry(dc, v)],
+        inventories={dev.key: inventory(dev, held), test.key: inventory(test, held)},
+        golden_images=GOLDEN,
+        images_to_save=2,
+        in_flight=planned_versions(plan),
+    )
+    assert deleted(retired, "TestLab") == {(dc, v)}
+    assert "TestLab no longer subscribes" in retired.deletions[0].reason
+    assert deleted(retired, "DevLab") == set() and deleted(retired, FACTORY) == set()
+
+
+def test_a_version_planned_for_one_lab_keeps_the_catalogue_copy_it_is_copied_from() -> None:
+    """Keep-N would retire the catalogue's oldest version; a lab catching up on it this run needs it."""
+    ub = "Ubuntu/Ubuntu2204.json"
+    dev = lab("DevLab", ["Ubuntu"])
+    retired = retention_plan(
+        labs=[dev],
+        catalogue=[entry(ub, v) for v in VERSIONS],
+        inventories={dev.key: inventory(dev, [image(ub, v) for v in VERSIONS])},
+        golden_images=GOLDEN,
+        images_to_save=1,
+        in_flight=[("NewLab", ub, VERSIONS[0])],
+    )
+    assert deleted(retired, FACTORY) == {(ub, VERSIONS[1])}
+    assert deleted(retired, "DevLab") == {(ub, VERSIONS[0]), (ub, VERSIONS[1])}
+
+
+def test_keep_n_orders_versions_by_day_then_ordinal_never_as_text() -> None:
+    ub = "Ubuntu/Ubuntu2204.json"
+    same_day = ["2026-12-01", "2026-12-01.2", "2026-12-01.9", "2026-12-01.10"]
+    dev = lab("DevLab", ["Ubuntu"])
+    retired = retention_plan(
+        labs=[dev],
+        catalogue=[entry(ub, v) for v in same_day],
+        inventories={dev.key: inventory(dev, [image(ub, v) for v in reversed(same_day)])},
+        golden_images=GOLDEN,
+        images_to_save=2,
+    )
+    older = {(ub, "2026-12-01"), (ub, "2026-12-01.2")}
+    assert deleted(retired, FACTORY) == older
+    assert deleted(retired, "DevLab") == older
+
+
 def test_user_images_without_the_marker_survive_every_rule() -> None:
     dev = lab("DevLab", ["Ubuntu"])
     user_images = [
@@ -115,7 +201,7 @@ def test_versions_in_flight_are_never_deleted() -> None:
         inventories={dev.key: inv},
         golden_images=GOLDEN,
         images_to_save=1,
-        in_flight=[("ubuntu/UBUNTU2204.json", VERSIONS[0])],
+        in_flight=[("devlab", "ubuntu/UBUNTU2204.json", VERSIONS[0])],
     )
     assert deleted(plan, FACTORY) == {("Ubuntu/Ubuntu2204.json", VERSIONS[1])}
     assert deleted(plan, "DevLab") == {("Ubuntu/Ubuntu2204.json", VERSIONS[1])}
@@ -153,7 +239,7 @@ def test_a_subscribed_path_always_keeps_a_good_version_where_it_had_one(seed: in
         for v in VERSIONS
         if rng.random() < 0.7
     ]
-    in_flight = [(rng.choice(GOLDEN), rng.choice(VERSIONS)) for _ in range(rng.randint(0, 2))]
+    in_flight = [("DevLab", rng.choice(GOLDEN), rng.choice(VERSIONS)) for _ in range(rng.randint(0, 2))]
     plan = retention_plan(
         labs=[dev],
         catalogue=[],
@@ -168,7 +254,7 @@ def test_a_subscribed_path_always_keeps_a_good_version_where_it_had_one(seed: in
         if good:
             assert any(i.name not in gone for i in good), (p, plan.deletions)
     for p in set(GOLDEN) - set(paths):
-        assert all(i.name in gone or (p, i.version) in in_flight for i in images if i.image_path == p)
+        assert all(i.name in gone or ("DevLab", p, i.version) in in_flight for i in images if i.image_path == p)
 
 
 def test_lab_filter_limits_retention_and_spares_the_catalogue() -> None:

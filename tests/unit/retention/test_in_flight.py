@@ -9,14 +9,14 @@ from image_factory.retention.in_flight import planned_versions, upload_checks
 SUB = "11111111-1111-4111-8111-111111111111"
 
 
-def test_planned_versions_are_the_pairs_and_the_expectations() -> None:
+def test_planned_versions_are_the_pairs_and_the_expectations_of_each_lab() -> None:
     pair = Pair(
         "DevLab", SUB, "rg-dev", "westeurope", "n", "Ubuntu/Ubuntu2204.json", "2025-01-03", "n.vhd", "Linux", True
     )
     plan = Plan(pairs=(pair,), expected=(("TestLab", "Win2016/Datacenter.json", "2025-01-02"),))
     assert planned_versions(plan) == {
-        ("Ubuntu/Ubuntu2204.json", "2025-01-03"),
-        ("Win2016/Datacenter.json", "2025-01-02"),
+        ("DevLab", "Ubuntu/Ubuntu2204.json", "2025-01-03"),
+        ("TestLab", "Win2016/Datacenter.json", "2025-01-02"),
     }
 
 

@@ -14,7 +14,7 @@ Captures golden image VMs of the factory DevTest Lab into a VHD catalogue and di
 6. **retire** — after verify (whatever its outcome): `decide` keeps the newest `ImagesToSave` versions of every
    ImagePath in the catalogue, the factory lab and every lab, and deletes older ones, those whose golden image is
    gone and those a lab no longer subscribes to — only what the factory made, never a version this run planned
-   or one still being uploaded into a lab; `delete` (mapped, in the pool) deletes; `report` records the outcomes.
+   for that lab or one still being uploaded into it; `delete` (mapped, in the pool) deletes; `report` records the outcomes.
    Param `retire` (default on); `clean_factory` (default off) also deletes captured and failed factory VMs.
    Honours `dry_run`, `labs` and `image_paths`.
 

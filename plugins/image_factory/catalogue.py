@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from image_factory import imagepaths, naming
+from image_factory import imagepaths, naming, versions
 from image_factory.exceptions import ImageFactoryError
 from image_factory.models import ImageVersion, OsType
 
@@ -154,8 +154,10 @@ def parse_sidecar(blob_name: str, data: bytes) -> ImageVersion:
 
     version = _text(doc, "version", blob_name, required=False)
     if version:
-        if not naming.is_version(version):
-            raise CatalogueError(f"sidecar {blob_name}: version {version!r} is not an ISO date YYYY-MM-DD")
+        if not versions.is_version(version):
+            raise CatalogueError(
+                f"sidecar {blob_name}: version {version!r} is not an ISO date YYYY-MM-DD (or YYYY-MM-DD.N)"
+            )
     else:
         # The name's date first: it is what the lab's copy of the image is called, so verify can match it.
         found = version_from_name(name) or (moment.date().isoformat() if moment else None)
@@ -188,7 +190,7 @@ def parse_sidecar(blob_name: str, data: bytes) -> ImageVersion:
 
 
 def _newest_first(images: Iterable[ImageVersion]) -> list[ImageVersion]:
-    return sorted(images, key=lambda i: (i.version, i.timestamp, i.image_name), reverse=True)
+    return sorted(images, key=lambda i: (versions.sort_key(i.version), i.timestamp, i.image_name), reverse=True)
 
 
 @dataclass

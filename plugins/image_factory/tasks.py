@@ -1,6 +1,6 @@
 """Bodies of the DAG's ``@task`` steps: validate, list capture jobs, plan, hand over the waves, verify.
 
-Each takes the run's :class:`~image_factory.run_context.RunContext` (params, version, configuration, hooks), so it
+Each takes the run's :class:`~image_factory.run_context.RunContext` (params, day, configuration, hooks), so it
 can be unit-tested without Airflow running. Azure is reached only through the context's hooks, never at import.
 What one step hands the next travels by XCom under the keys below, never through a file.
 """
@@ -102,13 +102,13 @@ def list_capture_jobs(run: RunContext) -> list[dict[str, Any]]:
         return []
     factory = run.config.factory
     vms = run.devtestlabs().list_vms(factory.subscription_id, factory.resource_group, factory.lab_name)
-    jobs, skipped = select_candidates(vms, read_catalogue(run), run.version, run.config.golden_images)
+    jobs, skipped = select_candidates(vms, read_catalogue(run), run.day, run.config.golden_images)
     for vm in skipped:
         (log.warning if vm.is_warning else log.info)("Skipping VM %s: %s", vm.vm_name, vm.reason)
     if run.params.image_paths:
         jobs = [j for j in jobs if imagepaths.selected(run.params.image_paths, [j.image_path])]
     names = ", ".join(j.vm_name for j in jobs) or "-"
-    log.info("Capturing %d VM(s) for version %s: %s", len(jobs), run.version, names)
+    log.info("Capturing %d VM(s) for version %s: %s", len(jobs), run.day, names)
     return [job.to_dict() for job in jobs]
 
 
@@ -204,14 +204,14 @@ def cleanup_seed_uploads(run: RunContext) -> int:
     return deleted
 
 
-def _report_path(version: str, run_id: str) -> Path:
+def _report_path(day: str, run_id: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
-    return report_dir() / f"{version}__{safe}.json"
+    return report_dir() / f"{day}__{safe}.json"
 
 
-def write_report(document: Mapping[str, Any], version: str, run_id: str) -> Path:
+def write_report(document: Mapping[str, Any], day: str, run_id: str) -> Path:
     """Write the verify report as JSON (for people: no task reads it) and return its path."""
-    path = _report_path(version, run_id)
+    path = _report_path(day, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return path
@@ -223,7 +223,7 @@ def _verify_document(run: RunContext, result: Plan) -> dict[str, Any]:
     matrix_text = matrix.render()
     document: dict[str, Any] = {
         "run_id": run.run_id,
-        "version": run.version,
+        "version": run.day,
         "dry_run": run.params.dry_run,
         "matrix": matrix.to_dict(),
         "matrix_text": matrix_text,
@@ -248,7 +248,7 @@ def verify(run: RunContext) -> dict[str, Any]:
     if result is None:
         raise ImageFactoryError("verify found no plan: the plan task failed or did not run; see its log")
     document = _verify_document(run, result)
-    path = write_report(document, run.version, run.run_id)
+    path = write_report(document, run.day, run.run_id)
     log.info("Report written to %s", path)
     problems = document["problems"]
     if problems:

@@ -383,3 +383,15 @@ def test_empty_catalogue() -> None:
     cat = build_catalogue([], set())
     assert cat == Catalogue()
     assert cat.images == [] and cat.all_images == [] and cat.blobs == {}
+
+
+def test_same_day_rebuilds_sort_by_their_ordinal_not_as_text() -> None:
+    day = "2024-05-01"
+    entries, vhds = [], set()
+    for v in (day, f"{day}.9", f"{day}.10", f"{day}.2", "2024-04-30"):
+        blob, data, vhd = _ours("Win2016/Datacenter.json", v, timestamp=f"{day}T02:00:00+00:00")
+        entries.append((blob, data))
+        vhds.add(vhd)
+    cat = build_catalogue(entries, vhds)
+    assert cat.problems == []
+    assert [i.version for i in cat.images] == [f"{day}.10", f"{day}.9", f"{day}.2", day, "2024-04-30"]

@@ -91,7 +91,7 @@ class FakeRun(RunContext):
 def _run(ti: FakeTi | None = None, run_type: str = "manual", **params: Any) -> FakeRun:
     run = FakeRun(
         params=RunParams.from_mapping(params),
-        version=VERSION,
+        day=VERSION,
         run_id="manual__1",
         run_type=run_type,
         folder=CONFIG,

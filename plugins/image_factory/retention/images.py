@@ -24,6 +24,7 @@ from image_factory import imagepaths
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef
 from image_factory.retention.decisions import FACTORY, Action, Decision, Kind, RetentionPlan, merge
 from image_factory.states import ProvisioningState
+from image_factory.versions import sort_key
 
 REASON_OLD = "older than the newest {n} versions of {path}"
 REASON_GOLDEN_REMOVED = "golden image {path} no longer exists"
@@ -63,7 +64,7 @@ class _Place:
 
 
 def _newest_first(items: Iterable[_Version]) -> list[_Version]:
-    return sorted(items, key=lambda v: (v.version, v.name), reverse=True)
+    return sorted(items, key=lambda v: (sort_key(v.version), v.name), reverse=True)
 
 
 def _doomed(

@@ -19,7 +19,7 @@ from image_factory.catalogue import (
     version_from_name,
 )
 from image_factory.exceptions import ImageFactoryError
-from image_factory.models import ImageVersion
+from image_factory.models import CaptureSource, ImageVersion
 from tests.unit.catalogued import image_version
 
 # What Windows PowerShell 5.1 wrote: ConvertTo-Json of a hashtable (random key order, two spaces after the
@@ -121,6 +121,55 @@ def test_sidecar_has_the_original_fields_and_ours() -> None:
     assert doc["sourceVm"] == "vm-datacenter"
     assert doc["footerSha256"] == "ab" * 32
     assert doc["schemaVersion"] == SCHEMA_VERSION == 2
+
+
+SOURCE = CaptureSource(
+    vm_id="/subscriptions/s/resourcegroups/rg-imagefactory/providers/microsoft.devtestlab/labs/imagefactory/"
+    "virtualmachines/vm-datacenter",
+    os_disk_id="/subscriptions/s/resourceGroups/ImageFactory-vm-datacenter-1/providers/Microsoft.Compute/disks/os",
+    disk_unique_id="6f1c0b5e-1111-4a2b-9c3d-0123456789ab",
+    disk_time_created="2026-11-30T02:00:00+00:00",
+    disk_last_ownership_update_time="2026-12-01T01:00:00.5+00:00",
+)
+
+
+def test_sidecar_records_what_the_version_was_captured_from() -> None:
+    image = _image(source=SOURCE, run_id="scheduled__2026-12-01T02:00:00+00:00")
+    doc = json.loads(sidecar_json(image))
+    assert doc["source"] == {
+        "vmId": SOURCE.vm_id,
+        "osDiskId": SOURCE.os_disk_id,
+        "diskUniqueId": "6f1c0b5e-1111-4a2b-9c3d-0123456789ab",
+        "diskTimeCreated": "2026-11-30T02:00:00+00:00",
+        "diskLastOwnershipUpdateTime": "2026-12-01T01:00:00.5+00:00",
+    }
+    assert doc["runId"] == "scheduled__2026-12-01T02:00:00+00:00"
+    parsed = parse_sidecar("x.json", sidecar_json(image))
+    assert parsed == image
+    assert parsed.source is not None and parsed.source.same_as(SOURCE)
+
+
+def test_a_sidecar_without_source_has_an_unknown_source() -> None:
+    doc = json.loads(sidecar_json(_image()))
+    assert "source" not in doc and "runId" not in doc
+    parsed = parse_sidecar("x.json", sidecar_json(_image()))
+    assert parsed.source is None and parsed.run_id is None
+    assert not SOURCE.same_as(parsed.source)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("vm-datacenter", "'source' must be an object"),
+        ({"vmId": "/vm", "osDiskId": "/disk", "diskUniqueId": 7}, "source.diskUniqueId must be a string"),
+        ({"osDiskId": "/disk"}, "source needs vmId and osDiskId"),
+    ],
+)
+def test_a_broken_source_names_the_sidecar(source: object, message: str) -> None:
+    doc = json.loads(sidecar_json(_image()))
+    doc["source"] = source
+    with pytest.raises(CatalogueError, match=message):
+        parse_sidecar("broken.json", json.dumps(doc).encode())
 
 
 def test_specialized_image_keeps_its_flag() -> None:

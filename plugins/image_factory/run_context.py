@@ -23,6 +23,7 @@ from image_factory.models import LabRef
 from image_factory.settings import DEFAULT_POLL_SECONDS, config_dir
 
 if TYPE_CHECKING:
+    from image_factory.hooks.compute import FactoryComputeHook
     from image_factory.hooks.devtestlabs import DevTestLabsHook
     from image_factory.hooks.storage import FactoryStorageHook
 
@@ -58,6 +59,8 @@ class RunParams:
 
     labs: tuple[str, ...] = ()
     image_paths: tuple[str, ...] = ()
+    #: ImagePath selectors captured even when their VM's disk is unchanged.
+    recapture: tuple[str, ...] = ()
     capture: bool = True
     dry_run: bool = False
     copy_poll_seconds: int = DEFAULT_POLL_SECONDS
@@ -76,6 +79,7 @@ class RunParams:
         return cls(
             labs=_names(params.get("labs")),
             image_paths=_names(params.get("image_paths")),
+            recapture=_names(params.get("recapture")),
             capture=bool(params.get("capture", True)),
             dry_run=bool(params.get("dry_run", False)),
             copy_poll_seconds=poll,
@@ -147,6 +151,12 @@ class RunContext:
         from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415 - light DAG parsing
 
         return DevTestLabsHook(arm_conn_id=self.config.factory.arm_conn_id)
+
+    def compute(self) -> FactoryComputeHook:
+        """Return the Compute hook on the factory's ARM connection (the factory VMs' managed disks)."""
+        from image_factory.hooks.compute import FactoryComputeHook  # noqa: PLC0415 - light DAG parsing
+
+        return FactoryComputeHook(azure_conn_id=self.config.factory.arm_conn_id)
 
     def storage(self) -> FactoryStorageHook:
         """Return the hook on the factory's storage account (the catalogue)."""

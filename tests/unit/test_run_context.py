@@ -33,6 +33,15 @@ def test_params_trim_names_and_drop_blanks() -> None:
     assert params.dry_run is True
 
 
+def test_recapture_is_parsed_like_image_paths() -> None:
+    assert RunParams.from_mapping({}).recapture == ()
+    assert RunParams.from_mapping({"recapture": [" Win2016 ", "", "Ubuntu/Ubuntu2204.json"]}).recapture == (
+        "Win2016",
+        "Ubuntu/Ubuntu2204.json",
+    )
+    assert RunParams.from_mapping({"recapture": "Win2016"}).recapture == ("Win2016",)
+
+
 @pytest.mark.parametrize("poll", [0, -3, "5", 2.5, True, None])
 def test_a_bad_poll_interval_is_a_problem_not_a_crash(poll: Any) -> None:
     params = RunParams.from_mapping({"copy_poll_seconds": poll})

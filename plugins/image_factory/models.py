@@ -132,14 +132,7 @@ class CaptureSource:
 
     def to_document(self) -> dict[str, str | None]:
         """Return the sidecar's ``source`` object."""
-        values = (
-            self.vm_id,
-            self.os_disk_id,
-            self.disk_unique_id,
-            self.disk_time_created,
-            self.disk_last_ownership_update_time,
-        )
-        return dict(zip(SOURCE_KEYS, values, strict=True))
+        return dict(zip(SOURCE_KEYS, dataclasses.astuple(self), strict=True))
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> CaptureSource:

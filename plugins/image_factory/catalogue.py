@@ -226,15 +226,6 @@ class Catalogue:
     #: (ImagePath key, version) → the blobs of that version in the factory container, sidecars first.
     blobs: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self._index: dict[tuple[str, str], ImageVersion] = {
-            (imagepaths.key(i.image_path), i.version): i for i in self.images
-        }
-
-    def find(self, image_path: str, version: str) -> ImageVersion | None:
-        """Return the image of ``image_path`` (any spelling) at ``version``, or None."""
-        return self._index.get((imagepaths.key(image_path), version))
-
     def newest(self, image_path: str) -> ImageVersion | None:
         """Return the newest usable version of ``image_path`` (any spelling), by ``versions.sort_key``, or None."""
         key = imagepaths.key(image_path)
@@ -242,9 +233,11 @@ class Catalogue:
         return max(found, key=lambda i: (versions.sort_key(i.version), i.timestamp), default=None)
 
     def versions_of(self, image_path: str) -> list[str]:
-        """Return every version a sidecar of ``image_path`` names (VHD-less ones too: those names are taken)."""
+        """Return every version a sidecar of ``image_path`` names, newest first (VHD-less ones too: taken names)."""
         key = imagepaths.key(image_path)
-        return [i.version for i in (*self.images, *self.all_images) if imagepaths.key(i.image_path) == key]
+        return versions.newest_first(
+            i.version for i in (*self.images, *self.all_images) if imagepaths.key(i.image_path) == key
+        )
 
     def blobs_of(self, image_path: str, version: str) -> list[str]:
         """Return the sidecar(s) then the VHD(s) of one version (every copy of it, superseded ones included)."""

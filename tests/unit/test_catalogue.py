@@ -333,7 +333,7 @@ def test_build_catalogue_reports_problems() -> None:
     assert "broken.json" in joined
 
 
-def test_catalogue_find() -> None:
+def test_catalogue_newest_and_versions_of_a_path() -> None:
     versions = ["2024-05-01", "2024-05-03", "2024-05-02"]
     entries = []
     vhds = set()
@@ -352,10 +352,11 @@ def test_catalogue_find() -> None:
         ("Ubuntu/Ubuntu2204.json", "2024-05-02"),
         ("Win2016/Datacenter.json", "2024-05-01"),
     ]
-    found = cat.find("WIN2016\\datacenter.json", "2024-05-02")
-    assert found is not None and found.version == "2024-05-02"
-    assert cat.find("Win2016/Datacenter.json", "2024-04-30") is None
-    assert cat.find("Win2016", "2024-05-02") is None
+    found = cat.newest("WIN2016\\datacenter.json")
+    assert found is not None and found.version == "2024-05-03"
+    assert cat.versions_of("win2016/DATACENTER.json") == ["2024-05-03", "2024-05-02", "2024-05-01"]
+    assert cat.newest("Win2016") is None and cat.versions_of("Win2016") == []
+    assert cat.newest("Win2012R2/VS2017.json") is None
 
 
 def test_catalogue_lists_sidecar_then_vhd_of_every_copy_of_aimage_version() -> None:

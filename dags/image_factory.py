@@ -5,21 +5,25 @@ Captures golden image VMs of the factory DevTest Lab into a VHD catalogue and di
 ``ImagesToSave`` versions to every lab of `labs.json`, as custom images.
 
 1. **validate_config** — `Configuration/` (labs.json, factory.json, GoldenImages/) and this run's params.
-2. **capture** — `list_factory_vms` picks deallocated VMs tagged `ImagePath` not yet catalogued for this run's
-   version; `capture_vm` copies each OS disk into `imagefactoryvhds/<image>.vhd` + a JSON sidecar. Skipped when
-   `capture` is false, in a dry run, and in backfills.
+2. **capture** — `list_factory_vms` picks deallocated VMs tagged `ImagePath` whose OS disk changed since the
+   newest catalogued version of their ImagePath (a new disk, or the VM started or deallocated since; param
+   `recapture` forces it); `capture_vm` copies each OS disk into `imagefactoryvhds/<image>.vhd` + a JSON sidecar
+   recording the disk it came from. Skipped when `capture` is false, in a dry run, and in backfills.
 3. **plan** — reads the catalogue and one inventory per lab; logs the plan table.
 4. **distribute** — one mapped task per (lab, image), throttled by the `image_distribution` pool.
-5. **verify** — re-reads the labs and fails listing what is missing; writes a JSON report.
+5. **verify** — re-reads the labs and fails listing what is missing; writes a JSON report, with what capture did
+   of each ImagePath ("captured <version> from <vm>", "unchanged since <version>").
 6. **retire** — after verify (whatever its outcome): `decide` keeps the newest `ImagesToSave` versions of every
    ImagePath in the catalogue, the factory lab and every lab, and deletes older ones, those whose golden image is
    gone and those a lab no longer subscribes to — only what the factory made, never a version this run planned
-   for that lab or one still being uploaded into it; `delete` (mapped, in the pool) deletes; `report` records the outcomes.
+   for that lab or one still being uploaded into it; `delete` (mapped, in the pool) deletes; `report` records the
+   outcomes.
    Param `retire` (default on); `clean_factory` (default off) also deletes captured and failed factory VMs.
    Honours `dry_run`, `labs` and `image_paths`.
 
-The version of a run is the UTC date of its logical date (or of `run_after` for runs without one), so a re-run
-of the same day never captures or distributes twice. Connections: `image_factory_arm` (azure) and
+A capture's version is the run's day, the UTC date of its logical date (or of `run_after` for runs without one),
+or `<day>.2`, `<day>.3`… for a same-day rebuild. An unchanged VM is never captured again, so a re-run, or a quiet
+night, copies nothing. Connections: `image_factory_arm` (azure) and
 `image_factory_storage` (wasb), see docs/ARCHITECTURE.md.
 """
 
@@ -77,6 +81,17 @@ with DAG(
             title="Image paths",
             description="ImagePaths (folders or files under GoldenImages/) to handle; empty = all.",
         ),
+        "recapture": Param(
+            [],
+            type="array",
+            items={"type": "string", "maxLength": 1024},
+            maxItems=500,
+            title="Recapture",
+            description=(
+                "ImagePaths (folders or files under GoldenImages/) captured again even though their VM's disk is "
+                "unchanged since the newest catalogued version (once per run); empty = capture only what changed."
+            ),
+        ),
         "capture": Param(True, type="boolean", title="Capture", description="Capture factory VMs before distributing."),
         "dry_run": Param(
             False,
@@ -122,7 +137,7 @@ with DAG(
 
         @task
         def list_factory_vms() -> list[dict[str, Any]]:
-            """List the factory VMs to capture for this run's version."""
+            """List the factory VMs whose disk changed (or that recapture names), to capture."""
             return tasks.list_capture_jobs(RunContext.current())
 
         jobs = list_factory_vms()

@@ -1,7 +1,9 @@
 """The factory catalogue: ``<name>.vhd`` + ``<name>.json`` sidecars in the factory storage container.
 
-Sidecars written here carry the PowerShell factory's fields plus ours (``schemaVersion`` 2). Sidecars the
-PowerShell factory wrote are read as they are: UTF-8 or UTF-16 with a BOM (``Out-File``), ``imagePath`` with
+Sidecars written here carry the PowerShell factory's fields plus ours (``schemaVersion`` 2), among them
+``source``: what the version was captured from (``models.CaptureSource``), which the capture rules compare with
+the VM's disk today; a sidecar without it (older ones, the PowerShell factory's) has an unknown source. Sidecars
+the PowerShell factory wrote are read as they are: UTF-8 or UTF-16 with a BOM (``Out-File``), ``imagePath`` with
 backslashes, ``osType`` in any case, ``timestamp`` as ``(Get-Date).ToUniversalTime().ToString()`` printed it, and
 no sysprep flag (the original always created generalized images). Their version is the date in the image
 name's ``-MMM-d-yyyy`` suffix (the name the labs' copies carry), else the UTC date of the timestamp.
@@ -17,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from image_factory import imagepaths, naming
+from image_factory import imagepaths, naming, versions
 from image_factory.exceptions import ImageFactoryError
-from image_factory.models import ImageVersion, OsType
+from image_factory.models import CaptureSource, ImageVersion, OsType
 
 #: ``schemaVersion`` of the sidecars this factory writes (the PowerShell ones have none, i.e. 1).
 SCHEMA_VERSION = 2
@@ -62,6 +64,10 @@ def sidecar_json(image: ImageVersion) -> bytes:
         "footerSha256": image.footer_sha256,
         "schemaVersion": SCHEMA_VERSION,
     }
+    if image.source is not None:
+        doc["source"] = image.source.to_document()
+    if image.run_id:
+        doc["runId"] = image.run_id
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -136,6 +142,18 @@ def _stem(blob_name: str) -> str:
     return base[: -len(".json")] if base.lower().endswith(".json") else base
 
 
+def _source(doc: dict[str, Any], blob_name: str) -> CaptureSource | None:
+    raw = doc.get("source")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise CatalogueError(f"sidecar {blob_name}: 'source' must be an object; fix or delete it")
+    try:
+        return CaptureSource.from_document(raw)
+    except ValueError as exc:
+        raise CatalogueError(f"sidecar {blob_name}: {exc}; fix or delete it") from exc
+
+
 def parse_sidecar(blob_name: str, data: bytes) -> ImageVersion:
     """Read one sidecar (ours or the PowerShell factory's) into an ImageVersion; CatalogueError for junk."""
     doc = _decode(blob_name, data)
@@ -154,8 +172,10 @@ def parse_sidecar(blob_name: str, data: bytes) -> ImageVersion:
 
     version = _text(doc, "version", blob_name, required=False)
     if version:
-        if not naming.is_version(version):
-            raise CatalogueError(f"sidecar {blob_name}: version {version!r} is not an ISO date YYYY-MM-DD")
+        if not versions.is_version(version):
+            raise CatalogueError(
+                f"sidecar {blob_name}: version {version!r} is not an ISO date YYYY-MM-DD (or YYYY-MM-DD.N)"
+            )
     else:
         # The name's date first: it is what the lab's copy of the image is called, so verify can match it.
         found = version_from_name(name) or (moment.date().isoformat() if moment else None)
@@ -184,11 +204,13 @@ def parse_sidecar(blob_name: str, data: bytes) -> ImageVersion:
         size_bytes=size,
         source_vm=_text(doc, "sourceVm", blob_name, required=False) or None,
         footer_sha256=_text(doc, "footerSha256", blob_name, required=False) or None,
+        source=_source(doc, blob_name),
+        run_id=_text(doc, "runId", blob_name, required=False) or None,
     )
 
 
 def _newest_first(images: Iterable[ImageVersion]) -> list[ImageVersion]:
-    return sorted(images, key=lambda i: (i.version, i.timestamp, i.image_name), reverse=True)
+    return sorted(images, key=lambda i: (versions.sort_key(i.version), i.timestamp, i.image_name), reverse=True)
 
 
 @dataclass
@@ -204,14 +226,18 @@ class Catalogue:
     #: (ImagePath key, version) → the blobs of that version in the factory container, sidecars first.
     blobs: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self._index: dict[tuple[str, str], ImageVersion] = {
-            (imagepaths.key(i.image_path), i.version): i for i in self.images
-        }
+    def newest(self, image_path: str) -> ImageVersion | None:
+        """Return the newest usable version of ``image_path`` (any spelling), by ``versions.sort_key``, or None."""
+        key = imagepaths.key(image_path)
+        found = [i for i in self.images if imagepaths.key(i.image_path) == key]
+        return max(found, key=lambda i: (versions.sort_key(i.version), i.timestamp), default=None)
 
-    def find(self, image_path: str, version: str) -> ImageVersion | None:
-        """Return the image of ``image_path`` (any spelling) at ``version``, or None."""
-        return self._index.get((imagepaths.key(image_path), version))
+    def versions_of(self, image_path: str) -> list[str]:
+        """Return every version a sidecar of ``image_path`` names, newest first (VHD-less ones too: taken names)."""
+        key = imagepaths.key(image_path)
+        return versions.newest_first(
+            i.version for i in (*self.images, *self.all_images) if imagepaths.key(i.image_path) == key
+        )
 
     def blobs_of(self, image_path: str, version: str) -> list[str]:
         """Return the sidecar(s) then the VHD(s) of one version (every copy of it, superseded ones included)."""

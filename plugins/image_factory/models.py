@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 OsType = Literal["Windows", "Linux"]
@@ -54,6 +54,78 @@ class LabRef:
         return f"{self.subscription_id.lower()}/{self.lab_name.lower()}"
 
 
+def _instant(text: str | None) -> str | None:
+    """Return an ARM time as one spelling of its instant (``Z`` or ``+00:00``, any precision); text as it is."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return text.strip()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class DiskFingerprint:
+    """What ``Disks_Get`` says about a managed disk's identity: a rebuilt VM has a new disk (new ``uniqueId``,
+    creation time), and ``lastOwnershipUpdateTime`` moves whenever the VM is started or deallocated."""
+
+    unique_id: str | None
+    time_created: str | None
+    last_ownership_update_time: str | None
+
+
+#: The sidecar's ``source`` keys, in the order they are written.
+SOURCE_KEYS = ("vmId", "osDiskId", "diskUniqueId", "diskTimeCreated", "diskLastOwnershipUpdateTime")
+
+
+@dataclass(frozen=True)
+class CaptureSource:
+    """What a catalogued version was captured from: the lab VM, its OS disk and that disk's fingerprint."""
+
+    vm_id: str
+    os_disk_id: str
+    disk_unique_id: str | None = None
+    disk_time_created: str | None = None
+    disk_last_ownership_update_time: str | None = None
+
+    @classmethod
+    def of(cls, vm_id: str, os_disk_id: str, disk: DiskFingerprint) -> CaptureSource:
+        return cls(vm_id, os_disk_id, disk.unique_id, disk.time_created, disk.last_ownership_update_time)
+
+    def _identity(self) -> tuple[str | None, ...]:
+        # ARM ids and the unique id compare case-insensitively; times as instants.
+        return (
+            self.vm_id.casefold(),
+            self.os_disk_id.casefold(),
+            (self.disk_unique_id or "").casefold() or None,
+            _instant(self.disk_time_created),
+            _instant(self.disk_last_ownership_update_time),
+        )
+
+    def same_as(self, other: CaptureSource | None) -> bool:
+        """Tell whether ``other`` is this same disk, untouched: a source without a disk unique id never is."""
+        return other is not None and bool(self.disk_unique_id) and self._identity() == other._identity()
+
+    def to_document(self) -> dict[str, str | None]:
+        """Return the sidecar's ``source`` object."""
+        return dict(zip(SOURCE_KEYS, dataclasses.astuple(self), strict=True))
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> CaptureSource:
+        """Read a sidecar's ``source`` object; ValueError naming the key that is not a string."""
+        values: list[str | None] = []
+        for key in SOURCE_KEYS:
+            value = doc.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"source.{key} must be a string, not {type(value).__name__}")
+            values.append(value)
+        vm_id, os_disk_id, *disk = values
+        if not vm_id or not os_disk_id:
+            raise ValueError("source needs vmId and osDiskId")
+        return cls(vm_id, os_disk_id, *disk)
+
+
 @dataclass(frozen=True)
 class ImageVersion:
     """One catalogued image version: a VHD + its JSON sidecar in the factory's storage."""
@@ -69,6 +141,10 @@ class ImageVersion:
     size_bytes: int | None = None
     source_vm: str | None = None
     footer_sha256: str | None = None
+    #: What it was captured from (None: a sidecar older than fingerprints, or the PowerShell factory's).
+    source: CaptureSource | None = None
+    #: The run that captured it (a retry of that run never captures its ImagePath again).
+    run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +190,8 @@ class FactoryVm:
     os_disk_id: str | None = None
     #: The lab VM's ``createdDate`` (None when ARM gives none): a sidecar older than the VM is not its capture.
     created: datetime | None = None
+    #: The lab VM's ARM resource id (``…/providers/Microsoft.DevTestLab/labs/<lab>/virtualmachines/<vm>``).
+    resource_id: str | None = None
 
     def tag(self, name: str) -> str | None:
         """Return the value of tag ``name`` (tag names compare case-insensitively, as in Azure)."""

@@ -1,18 +1,18 @@
-"""Deterministic names: the run's version, custom image names and the blobs named after them.
+"""Deterministic names: custom image names and the blobs named after them (versions live in ``versions``).
 
 An image name reads like the PowerShell factory's (``<folder>_<file>`` without ``.json``, dots → ``_``, spaces →
 ``-``), followed by the version and a short hash of the ImagePath's case-insensitive identity, so that two
 ImagePaths that clean up to the same text (``Win 2016/a.json`` and ``Win-2016/a.json``) never share a name, and a
-re-run of the same day produces the same name instead of the original's ``A``, ``B``, ``C`` suffixes.
+version of an ImagePath always produces the same name. A same-day rebuild is a new version (``2026-12-01.2``,
+spelled ``2026-12-01-2`` in names, see ``versions.in_name``) where the original appended ``A``, ``B``, ``C``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
 
-from image_factory import imagepaths
+from image_factory import imagepaths, versions
 
 #: What a DevTest Labs custom image name made here always matches.
 IMAGE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
@@ -23,28 +23,8 @@ HASH_LENGTH = 8
 #: Folder of the uploaded VHD in a target lab's storage (the container ``generateUploadUri`` hands out).
 UPLOAD_FOLDER = "uploads"
 
-_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INVALID = re.compile(r"[^A-Za-z0-9_-]")
 _JSON_SUFFIX = re.compile(r"\.json$", re.IGNORECASE)
-
-
-def version_for(logical_date: datetime | None, run_after: datetime) -> str:
-    """Return the version of a run: the UTC date of its logical date, or of ``run_after`` when it has none."""
-    moment = logical_date if logical_date is not None else run_after
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).date().isoformat()
-
-
-def is_version(text: str) -> bool:
-    """Tell whether ``text`` is a version (a real ISO date ``YYYY-MM-DD``)."""
-    if not _VERSION.match(text):
-        return False
-    try:
-        datetime.strptime(text, "%Y-%m-%d")
-    except ValueError:
-        return False
-    return True
 
 
 def path_hash(image_path: str) -> str:
@@ -65,9 +45,11 @@ def readable_stem(image_path: str) -> str:
 
 def image_name(image_path: str, version: str) -> str:
     """Return the custom image name (and catalogue blob stem) of ``image_path`` at ``version``."""
-    if not is_version(version):
-        raise ValueError(f"version {version!r} is not an ISO date YYYY-MM-DD")
-    suffix = f"-{version}-{path_hash(image_path)}"
+    if not versions.is_version(version):
+        raise ValueError(
+            f"version {version!r} is not a version: an ISO date YYYY-MM-DD, or YYYY-MM-DD.N for a same-day rebuild"
+        )
+    suffix = f"-{versions.in_name(version)}-{path_hash(image_path)}"
     room = MAX_IMAGE_NAME - len(suffix)
     stem = readable_stem(image_path)[:room].rstrip("_-") or "image"
     return f"{stem}{suffix}"

@@ -17,6 +17,7 @@ from image_factory import imagepaths
 from image_factory.fanout import region_key
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef, Pair, Plan, SkippedPair, SkipReason
 from image_factory.states import ProvisioningState
+from image_factory.versions import sort_key
 
 _STATUS_REASON: dict[str, SkipReason] = {
     "not_found": "lab_not_found",
@@ -39,7 +40,7 @@ def _index_catalogue(images: Iterable[ImageVersion], images_to_save: int) -> lis
     out = []
     for path_key, versions in sorted(groups.items()):
         newest: dict[str, ImageVersion] = {}
-        for image in sorted(versions, key=lambda i: (i.version, i.timestamp), reverse=True):
+        for image in sorted(versions, key=lambda i: (sort_key(i.version), i.timestamp), reverse=True):
             newest.setdefault(image.version, image)
         retained = tuple(list(newest.values())[:images_to_save])
         out.append(_CataloguedPath(imagepaths.normalize(retained[0].image_path), tuple(path_key.split("/")), retained))
@@ -69,13 +70,13 @@ class _Builder:
     def build(self) -> Plan:
         pairs = sorted(
             self.pairs.values(),
-            key=lambda p: (p.version, imagepaths.key(p.image_path), p.lab_name.casefold(), p.subscription_id),
+            key=lambda p: (sort_key(p.version), imagepaths.key(p.image_path), p.lab_name.casefold(), p.subscription_id),
         )
         skipped = sorted(
             self.skipped.values(),
-            key=lambda s: (s.lab_name.casefold(), imagepaths.key(s.image_path), s.version or "", s.reason),
+            key=lambda s: (s.lab_name.casefold(), imagepaths.key(s.image_path), sort_key(s.version or ""), s.reason),
         )
-        expected = sorted(self.expected, key=lambda e: (e[2], imagepaths.key(e[1]), e[0].casefold()))
+        expected = sorted(self.expected, key=lambda e: (sort_key(e[2]), imagepaths.key(e[1]), e[0].casefold()))
         return Plan(pairs=tuple(pairs), skipped=tuple(skipped), expected=tuple(expected))
 
 

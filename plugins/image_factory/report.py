@@ -10,6 +10,7 @@ from image_factory import imagepaths
 from image_factory.catalogue import version_from_name
 from image_factory.models import LabImage, LabInventory, LabRef, Plan
 from image_factory.states import ProvisioningState
+from image_factory.versions import sort_key
 
 CellState = Literal["ok", "missing", "failed", "not_subscribed", "skipped"]
 
@@ -41,7 +42,7 @@ def plan_table(plan: Plan) -> str:
     for skip in plan.skipped:
         action = f"skip: {skip.reason}" + (f" ({skip.detail})" if skip.detail else "")
         rows.append((skip.lab_name, skip.image_path, skip.version or "-", action))
-    rows.sort(key=lambda r: (r[0].casefold(), imagepaths.key(r[1]), r[2], r[3]))
+    rows.sort(key=lambda r: (r[0].casefold(), imagepaths.key(r[1]), sort_key(r[2]), r[3]))
     summary = (
         f"{len(plan.pairs)} to distribute, {len(plan.skipped)} skipped, {len(plan.expected)} expected after the run"
     )
@@ -136,9 +137,9 @@ def _version_states(images: Iterable[LabImage], path_key: str) -> dict[str, str]
 
 
 def _cell(versions: Sequence[str], states: Mapping[str, str], unavailable: str) -> Cell:
-    good = sorted((v for v, s in states.items() if ProvisioningState.SUCCEEDED.matches(s)), reverse=True)
+    good = sorted((v for v, s in states.items() if ProvisioningState.SUCCEEDED.matches(s)), key=sort_key, reverse=True)
     issues: list[tuple[str, str, str]] = []
-    for version in sorted(set(versions), reverse=True):
+    for version in sorted(set(versions), key=sort_key, reverse=True):
         state = states.get(version)
         if state is None:
             issues.append((version, "missing", unavailable))

@@ -1,7 +1,7 @@
-"""One run of the factory as every task sees it: its params parsed once, its version, its configuration.
+"""One run of the factory as every task sees it: its params parsed once, its day, its configuration.
 
 The DAG's task bodies build a :class:`RunContext` from Airflow's context and hand it to the product's steps, so
-no step reads a param by its string name, computes a version or loads the configuration on its own. Hooks are
+no step reads a param by its string name, computes the run's day or loads the configuration on its own. Hooks are
 made here too: the one place that imports the Azure SDKs lazily, so that parsing the DAG file stays light (a test
 proves that parsing ``dags/`` imports no ``azure.mgmt`` or ``azure.storage`` module).
 """
@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from image_factory import naming
+from image_factory import versions
 from image_factory.configuration import Configuration, load_configuration
 from image_factory.models import LabRef
 from image_factory.settings import DEFAULT_POLL_SECONDS, config_dir
 
 if TYPE_CHECKING:
+    from image_factory.hooks.compute import FactoryComputeHook
     from image_factory.hooks.devtestlabs import DevTestLabsHook
     from image_factory.hooks.storage import FactoryStorageHook
 
@@ -58,6 +59,8 @@ class RunParams:
 
     labs: tuple[str, ...] = ()
     image_paths: tuple[str, ...] = ()
+    #: ImagePath selectors captured even when their VM's disk is unchanged.
+    recapture: tuple[str, ...] = ()
     capture: bool = True
     dry_run: bool = False
     copy_poll_seconds: int = DEFAULT_POLL_SECONDS
@@ -76,6 +79,7 @@ class RunParams:
         return cls(
             labs=_names(params.get("labs")),
             image_paths=_names(params.get("image_paths")),
+            recapture=_names(params.get("recapture")),
             capture=bool(params.get("capture", True)),
             dry_run=bool(params.get("dry_run", False)),
             copy_poll_seconds=poll,
@@ -94,7 +98,8 @@ class RunContext:
     """What every step of one run shares. Build it with :meth:`current` in a task, or directly in a test."""
 
     params: RunParams
-    version: str
+    #: The run's UTC day (``versions.day_of_run``); a capture's version is this day or ``<day>.N`` after it.
+    day: str
     run_id: str = "manual"
     run_type: str = ""
     folder: Path = field(default_factory=config_dir)
@@ -107,7 +112,7 @@ class RunContext:
         run_after = getattr(dag_run, "run_after", None) or datetime.now(UTC)
         return cls(
             params=RunParams.from_mapping(context.get("params") or {}),
-            version=naming.version_for(context.get("logical_date"), run_after),
+            day=versions.day_of_run(context.get("logical_date"), run_after),
             run_id=str(getattr(dag_run, "run_id", "") or "manual"),
             run_type=str(getattr(dag_run, "run_type", "") or ""),
             ti=context.get("ti"),
@@ -146,6 +151,12 @@ class RunContext:
         from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415 - light DAG parsing
 
         return DevTestLabsHook(arm_conn_id=self.config.factory.arm_conn_id)
+
+    def compute(self) -> FactoryComputeHook:
+        """Return the Compute hook on the factory's ARM connection (the factory VMs' managed disks)."""
+        from image_factory.hooks.compute import FactoryComputeHook  # noqa: PLC0415 - light DAG parsing
+
+        return FactoryComputeHook(azure_conn_id=self.config.factory.arm_conn_id)
 
     def storage(self) -> FactoryStorageHook:
         """Return the hook on the factory's storage account (the catalogue)."""

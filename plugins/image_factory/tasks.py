@@ -1,6 +1,6 @@
 """Bodies of the DAG's ``@task`` steps: validate, list capture jobs, plan, hand over the waves, verify.
 
-Each takes the run's :class:`~image_factory.run_context.RunContext` (params, version, configuration, hooks), so it
+Each takes the run's :class:`~image_factory.run_context.RunContext` (params, day, configuration, hooks), so it
 can be unit-tested without Airflow running. Azure is reached only through the context's hooks, never at import.
 What one step hands the next travels by XCom under the keys below, never through a file.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from image_factory import imagepaths, naming
-from image_factory.capture_rules import select_candidates
+from image_factory.capture_rules import CaptureDecision, decide_captures, select_candidates, source_of
 from image_factory.catalogue import Catalogue, build_catalogue
 from image_factory.configuration import Configuration
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 PLAN_TASK_ID = "plan"
 PLAN_XCOM_KEY = "plan"
 REGIONAL_XCOM_KEY = "regional"
+#: Task id of the step that lists the capture jobs, and the XCom key of its per-ImagePath summary for verify.
+CAPTURE_JOBS_TASK_ID = "capture.list_factory_vms"
+CAPTURE_SUMMARY_XCOM_KEY = "capture_summary"
 
 
 def check_params(params: RunParams, config: Configuration) -> list[str]:
@@ -43,9 +46,10 @@ def check_params(params: RunParams, config: Configuration) -> list[str]:
         if name.casefold() not in known:
             listed = ", ".join(sorted(lab.lab_name for lab in config.labs))
             problems.append(f"param labs: {name!r} is not a lab in labs.json (known: {listed})")
-    for path in params.image_paths:
-        if not imagepaths.selected([path], config.golden_images):
-            problems.append(f"param image_paths: {path!r} selects no golden image under GoldenImages/")
+    for name, paths in (("image_paths", params.image_paths), ("recapture", params.recapture)):
+        for path in paths:
+            if not imagepaths.selected([path], config.golden_images):
+                problems.append(f"param {name}: {path!r} selects no golden image under GoldenImages/")
     return problems
 
 
@@ -94,22 +98,42 @@ def read_catalogue(run: RunContext) -> Catalogue:
     return catalogue
 
 
+def decide_capture(run: RunContext) -> CaptureDecision:
+    """List the factory VMs, read each candidate's OS disk once (``Disks_Get``) and decide what to capture."""
+    factory = run.config.factory
+    vms = run.devtestlabs().list_vms(factory.subscription_id, factory.resource_group, factory.lab_name)
+    candidates, skipped = select_candidates(vms, run.config.golden_images)
+    if run.params.image_paths:
+        candidates = [c for c in candidates if imagepaths.selected(run.params.image_paths, [c.image_path])]
+    compute = run.compute() if candidates else None
+    sources = {
+        c.vm.name: source_of(c.vm, compute.disk_fingerprint(c.vm.os_disk_id) if compute and c.vm.os_disk_id else None)
+        for c in candidates
+    }
+    decided = decide_captures(
+        candidates, sources, read_catalogue(run), run.day, recapture=run.params.recapture, run_id=run.run_id
+    )
+    return CaptureDecision(decided.jobs, skipped + decided.skipped, decided.summaries)
+
+
 def list_capture_jobs(run: RunContext) -> list[dict[str, Any]]:
-    """Return the capture jobs of this run (as dicts for mapping), or [] when the run must not capture."""
+    """Return the capture jobs of this run (as dicts for mapping), or [] when the run must not capture.
+
+    Hands verify, through XCom, one line per ImagePath considered: ``captured <version> from <vm>`` or
+    ``unchanged since <version>``.
+    """
     reason = capture_skip_reason(run)
     if reason:
         log.info("Not capturing: %s", reason)
+        run.xcom().xcom_push(key=CAPTURE_SUMMARY_XCOM_KEY, value={})
         return []
-    factory = run.config.factory
-    vms = run.devtestlabs().list_vms(factory.subscription_id, factory.resource_group, factory.lab_name)
-    jobs, skipped = select_candidates(vms, read_catalogue(run), run.version, run.config.golden_images)
-    for vm in skipped:
+    decided = decide_capture(run)
+    for vm in decided.skipped:
         (log.warning if vm.is_warning else log.info)("Skipping VM %s: %s", vm.vm_name, vm.reason)
-    if run.params.image_paths:
-        jobs = [j for j in jobs if imagepaths.selected(run.params.image_paths, [j.image_path])]
-    names = ", ".join(j.vm_name for j in jobs) or "-"
-    log.info("Capturing %d VM(s) for version %s: %s", len(jobs), run.version, names)
-    return [job.to_dict() for job in jobs]
+    run.xcom().xcom_push(key=CAPTURE_SUMMARY_XCOM_KEY, value=decided.summary())
+    names = ", ".join(f"{j.vm_name} as {j.version}" for j in decided.jobs) or "-"
+    log.info("Capturing %d VM(s) on %s: %s", len(decided.jobs), run.day, names)
+    return [job.to_dict() for job in decided.jobs]
 
 
 def take_inventories(run: RunContext, labs: Sequence[LabRef], *, locate: bool = True) -> dict[str, LabInventory]:
@@ -205,30 +229,40 @@ def cleanup_seed_uploads(run: RunContext) -> int:
     return deleted
 
 
-def _report_path(version: str, run_id: str) -> Path:
+def _report_path(day: str, run_id: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
-    return report_dir() / f"{version}__{safe}.json"
+    return report_dir() / f"{day}__{safe}.json"
 
 
-def write_report(document: Mapping[str, Any], version: str, run_id: str) -> Path:
+def write_report(document: Mapping[str, Any], day: str, run_id: str) -> Path:
     """Write the verify report as JSON (for people: no task reads it) and return its path."""
-    path = _report_path(version, run_id)
+    path = _report_path(day, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return path
 
 
+def capture_summary(run: RunContext) -> dict[str, str]:
+    """Return what the capture step said of each ImagePath (empty when it captured nothing or did not run)."""
+    return dict(run.xcom().xcom_pull(task_ids=CAPTURE_JOBS_TASK_ID, key=CAPTURE_SUMMARY_XCOM_KEY) or {})
+
+
 def _verify_document(run: RunContext, result: Plan) -> dict[str, Any]:
     labs = run.selected_labs()
+    capture = capture_summary(run)
+    log.info(
+        "Capture:%s", "".join(f"\n  {path}: {text}" for path, text in sorted(capture.items())) or " nothing this run"
+    )
     matrix = build_matrix(labs, result.expected, take_inventories(run, labs, locate=False))
     matrix_text = matrix.render()
     document: dict[str, Any] = {
         "run_id": run.run_id,
-        "version": run.version,
+        "version": run.day,
         "dry_run": run.params.dry_run,
         "matrix": matrix.to_dict(),
         "matrix_text": matrix_text,
         "plan_table": plan_table(result),
+        "capture": capture,
     }
     if run.params.dry_run:
         # Nothing was distributed: the report is what a real run would do, and the labs as they are now.
@@ -249,7 +283,7 @@ def verify(run: RunContext) -> dict[str, Any]:
     if result is None:
         raise ImageFactoryError("verify found no plan: the plan task failed or did not run; see its log")
     document = _verify_document(run, result)
-    path = write_report(document, run.version, run.run_id)
+    path = write_report(document, run.day, run.run_id)
     log.info("Report written to %s", path)
     problems = document["problems"]
     if problems:

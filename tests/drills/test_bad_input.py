@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from image_factory import naming, tasks
+from image_factory import tasks, versions
 from image_factory.exceptions import ConfigurationError
 from image_factory.run_context import RunContext, RunParams
 from stack.__main__ import DAG_ID, Stack, verify_report
@@ -221,7 +221,7 @@ def connected(local_azure: LocalAzure, monkeypatch: pytest.MonkeyPatch) -> Local
 
 
 def _run(params: dict[str, Any], folder: Path | None = None) -> RunContext:
-    run = RunContext(params=RunParams.from_mapping(params), version=naming.version_for(None, datetime.now(UTC)))
+    run = RunContext(params=RunParams.from_mapping(params), day=versions.day_of_run(None, datetime.now(UTC)))
     if folder is not None:
         run.folder = folder
     return run

@@ -250,7 +250,7 @@ def decide(
     params: dict[str, Any], *, plan_doc: dict[str, Any] | None, version: str, run_id: str, folder: Path
 ) -> Decided:
     """Run the decide step on this run's plan (None: the plan task failed) as the DAG's task would."""
-    run = RunContext(params=RunParams.from_mapping(params), version=version, run_id=run_id, folder=folder)
+    run = RunContext(params=RunParams.from_mapping(params), day=version, run_id=run_id, folder=folder)
     return decisions_of(run, Plan.from_dict(plan_doc) if plan_doc is not None else None)
 
 

@@ -19,7 +19,7 @@ from image_factory.catalogue import (
     version_from_name,
 )
 from image_factory.exceptions import ImageFactoryError
-from image_factory.models import ImageVersion
+from image_factory.models import CaptureSource, ImageVersion
 from tests.unit.catalogued import image_version
 
 # What Windows PowerShell 5.1 wrote: ConvertTo-Json of a hashtable (random key order, two spaces after the
@@ -121,6 +121,55 @@ def test_sidecar_has_the_original_fields_and_ours() -> None:
     assert doc["sourceVm"] == "vm-datacenter"
     assert doc["footerSha256"] == "ab" * 32
     assert doc["schemaVersion"] == SCHEMA_VERSION == 2
+
+
+SOURCE = CaptureSource(
+    vm_id="/subscriptions/s/resourcegroups/rg-imagefactory/providers/microsoft.devtestlab/labs/imagefactory/"
+    "virtualmachines/vm-datacenter",
+    os_disk_id="/subscriptions/s/resourceGroups/ImageFactory-vm-datacenter-1/providers/Microsoft.Compute/disks/os",
+    disk_unique_id="6f1c0b5e-1111-4a2b-9c3d-0123456789ab",
+    disk_time_created="2026-11-30T02:00:00+00:00",
+    disk_last_ownership_update_time="2026-12-01T01:00:00.5+00:00",
+)
+
+
+def test_sidecar_records_what_the_version_was_captured_from() -> None:
+    image = _image(source=SOURCE, run_id="scheduled__2026-12-01T02:00:00+00:00")
+    doc = json.loads(sidecar_json(image))
+    assert doc["source"] == {
+        "vmId": SOURCE.vm_id,
+        "osDiskId": SOURCE.os_disk_id,
+        "diskUniqueId": "6f1c0b5e-1111-4a2b-9c3d-0123456789ab",
+        "diskTimeCreated": "2026-11-30T02:00:00+00:00",
+        "diskLastOwnershipUpdateTime": "2026-12-01T01:00:00.5+00:00",
+    }
+    assert doc["runId"] == "scheduled__2026-12-01T02:00:00+00:00"
+    parsed = parse_sidecar("x.json", sidecar_json(image))
+    assert parsed == image
+    assert parsed.source is not None and parsed.source.same_as(SOURCE)
+
+
+def test_a_sidecar_without_source_has_an_unknown_source() -> None:
+    doc = json.loads(sidecar_json(_image()))
+    assert "source" not in doc and "runId" not in doc
+    parsed = parse_sidecar("x.json", sidecar_json(_image()))
+    assert parsed.source is None and parsed.run_id is None
+    assert not SOURCE.same_as(parsed.source)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("vm-datacenter", "'source' must be an object"),
+        ({"vmId": "/vm", "osDiskId": "/disk", "diskUniqueId": 7}, "source.diskUniqueId must be a string"),
+        ({"osDiskId": "/disk"}, "source needs vmId and osDiskId"),
+    ],
+)
+def test_a_broken_source_names_the_sidecar(source: object, message: str) -> None:
+    doc = json.loads(sidecar_json(_image()))
+    doc["source"] = source
+    with pytest.raises(CatalogueError, match=message):
+        parse_sidecar("broken.json", json.dumps(doc).encode())
 
 
 def test_specialized_image_keeps_its_flag() -> None:
@@ -284,7 +333,7 @@ def test_build_catalogue_reports_problems() -> None:
     assert "broken.json" in joined
 
 
-def test_catalogue_find() -> None:
+def test_catalogue_newest_and_versions_of_a_path() -> None:
     versions = ["2024-05-01", "2024-05-03", "2024-05-02"]
     entries = []
     vhds = set()
@@ -303,10 +352,11 @@ def test_catalogue_find() -> None:
         ("Ubuntu/Ubuntu2204.json", "2024-05-02"),
         ("Win2016/Datacenter.json", "2024-05-01"),
     ]
-    found = cat.find("WIN2016\\datacenter.json", "2024-05-02")
-    assert found is not None and found.version == "2024-05-02"
-    assert cat.find("Win2016/Datacenter.json", "2024-04-30") is None
-    assert cat.find("Win2016", "2024-05-02") is None
+    found = cat.newest("WIN2016\\datacenter.json")
+    assert found is not None and found.version == "2024-05-03"
+    assert cat.versions_of("win2016/DATACENTER.json") == ["2024-05-03", "2024-05-02", "2024-05-01"]
+    assert cat.newest("Win2016") is None and cat.versions_of("Win2016") == []
+    assert cat.newest("Win2012R2/VS2017.json") is None
 
 
 def test_catalogue_lists_sidecar_then_vhd_of_every_copy_of_aimage_version() -> None:
@@ -383,3 +433,15 @@ def test_empty_catalogue() -> None:
     cat = build_catalogue([], set())
     assert cat == Catalogue()
     assert cat.images == [] and cat.all_images == [] and cat.blobs == {}
+
+
+def test_same_day_rebuilds_sort_by_their_ordinal_not_as_text() -> None:
+    day = "2024-05-01"
+    entries, vhds = [], set()
+    for v in (day, f"{day}.9", f"{day}.10", f"{day}.2", "2024-04-30"):
+        blob, data, vhd = _ours("Win2016/Datacenter.json", v, timestamp=f"{day}T02:00:00+00:00")
+        entries.append((blob, data))
+        vhds.add(vhd)
+    cat = build_catalogue(entries, vhds)
+    assert cat.problems == []
+    assert [i.version for i in cat.images] == [f"{day}.10", f"{day}.9", f"{day}.2", day, "2024-04-30"]

@@ -1,35 +1,14 @@
-"""Tests of image_factory.naming: versions, image names and blob names."""
+"""Tests of image_factory.naming: image names and blob names."""
 
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from image_factory import imagepaths, naming
 
 VALID = naming.IMAGE_NAME_PATTERN
-
-
-@pytest.mark.parametrize(
-    ("logical", "run_after", "expected"),
-    [
-        (datetime(2024, 5, 1, 2, 0, tzinfo=UTC), datetime(2024, 5, 2, 2, 0, tzinfo=UTC), "2024-05-01"),
-        (None, datetime(2024, 5, 2, 23, 59, tzinfo=UTC), "2024-05-02"),
-        # 01:30 in UTC+2 is still the previous day in UTC.
-        (
-            datetime(2024, 5, 1, 1, 30, tzinfo=timezone(timedelta(hours=2))),
-            datetime(2030, 1, 1, tzinfo=UTC),
-            "2024-04-30",
-        ),
-        (None, datetime(2024, 12, 31, 22, 0, tzinfo=timezone(timedelta(hours=-5))), "2025-01-01"),
-        # A naive datetime is taken as UTC.
-        (datetime(2024, 2, 29, 23, 0), datetime(2024, 3, 5, tzinfo=UTC), "2024-02-29"),
-    ],
-)
-def test_version_for(logical: datetime | None, run_after: datetime, expected: str) -> None:
-    assert naming.version_for(logical, run_after) == expected
 
 
 @pytest.mark.parametrize(
@@ -129,3 +108,19 @@ def test_blob_names() -> None:
     assert naming.vhd_blob(name) == f"{name}.vhd"
     assert naming.sidecar_blob(name) == f"{name}.json"
     assert naming.upload_blob(name) == f"uploads/{name}.vhd"
+
+
+@pytest.mark.parametrize("path", ["Win2016/Datacenter.json", "a/b/Ubuntu 22.04.JSON", "x" * 200 + ".json"])
+def test_a_same_day_rebuild_has_its_own_valid_name(path: str) -> None:
+    first = naming.image_name(path, "2026-12-01")
+    names = [first, *(naming.image_name(path, f"2026-12-01.{n}") for n in (2, 9, 10))]
+    assert len(set(names)) == len(names)
+    assert all(VALID.match(name) and len(name) <= naming.MAX_IMAGE_NAME for name in names)
+    assert "-2026-12-01-2-" in names[1]
+    assert "-2026-12-01-10-" in names[3]
+
+
+@pytest.mark.parametrize("version", ["2026-12-01.1", "2026-12-01.x", "2026-12-01A", "yesterday"])
+def test_a_name_needs_a_version(version: str) -> None:
+    with pytest.raises(ValueError, match="is not a version"):
+        naming.image_name("Win2016/Datacenter.json", version)

@@ -370,3 +370,17 @@ def test_region_fanout_groups_cross_region_pairs_once_per_version_image_region()
     grouped = [x for g in groups.values() for x in (g.seed, *g.rest)]
     assert all(x.cross_region for x in grouped)
     assert "Home" not in {x.lab_name for x in grouped}
+
+
+def test_same_day_rebuilds_retain_and_order_by_their_ordinal_not_as_text() -> None:
+    day = "2024-05-03"
+    catalogue = [image("Win2016/Datacenter.json", v) for v in (day, f"{day}.9", f"{day}.10", f"{day}.2")]
+    ref = lab("Dev", "Win2016")
+    p = run([ref], [inv(ref)], catalogue)
+    # The newest two are .10 and .9 (as text, .9 would sort after .10 and .2 after both).
+    assert pairs_of(p) == {
+        ("Dev", "Win2016/Datacenter.json", f"{day}.10"),
+        ("Dev", "Win2016/Datacenter.json", f"{day}.9"),
+    }
+    assert [x.version for x in p.pairs] == [f"{day}.9", f"{day}.10"]
+    assert [e[2] for e in p.expected] == [f"{day}.9", f"{day}.10"]

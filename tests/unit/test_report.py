@@ -220,3 +220,19 @@ def test_powershell_made_lab_images_match_by_their_name_date() -> None:
     )
     m = build_matrix([QA], expected, {QA.key: LabInventory(QA, "ok", images=(legacy,))})
     assert m.problems() == ["QALab: Ubuntu/Ubuntu2204.json 2018-03-15 is missing"]
+
+
+def test_same_day_rebuilds_are_listed_by_their_ordinal_not_as_text() -> None:
+    path = "Ubuntu/Ubuntu2204.json"
+    day = "2024-05-03"
+    expected = [("QALab", path, v) for v in (day, f"{day}.2", f"{day}.9", f"{day}.10")]
+    inventories = {QA.key: LabInventory(QA, "ok", images=(img(path, f"{day}.9"), img(path, day)))}
+    m = build_matrix([QA], expected, inventories)
+    assert m.problems() == [f"QALab: {path} {day}.10 is missing", f"QALab: {path} {day}.2 is missing"]
+    table = plan_table(Plan(pairs=tuple(pair("QALab", path, v) for v in (f"{day}.10", f"{day}.9", day))))
+    rows = [line.split()[2] for line in table.splitlines()[2:-1]]
+    assert rows == [day, f"{day}.9", f"{day}.10"]
+    ok = build_matrix(
+        [QA], [], {QA.key: LabInventory(QA, "ok", images=(img(path, f"{day}.9"), img(path, f"{day}.10")))}
+    )
+    assert ok.cell("QALab", path).version == f"{day}.10"

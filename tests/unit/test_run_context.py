@@ -1,4 +1,4 @@
-"""The run context: params parsed once, the version computed once, the configuration loaded once."""
+"""The run context: params parsed once, the day computed once, the configuration loaded once."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ def test_params_trim_names_and_drop_blanks() -> None:
     assert params.dry_run is True
 
 
+def test_recapture_is_parsed_like_image_paths() -> None:
+    assert RunParams.from_mapping({}).recapture == ()
+    assert RunParams.from_mapping({"recapture": [" Win2016 ", "", "Ubuntu/Ubuntu2204.json"]}).recapture == (
+        "Win2016",
+        "Ubuntu/Ubuntu2204.json",
+    )
+    assert RunParams.from_mapping({"recapture": "Win2016"}).recapture == ("Win2016",)
+
+
 @pytest.mark.parametrize("poll", [0, -3, "5", 2.5, True, None])
 def test_a_bad_poll_interval_is_a_problem_not_a_crash(poll: Any) -> None:
     params = RunParams.from_mapping({"copy_poll_seconds": poll})
@@ -53,11 +62,11 @@ def _airflow_context(logical_date: datetime | None, run_after: datetime, run_typ
     return {"params": {"labs": ["DevLab"]}, "logical_date": logical_date, "dag_run": dag_run, "ti": "the-ti"}
 
 
-def test_the_version_is_the_utc_date_of_the_logical_date() -> None:
+def test_the_day_is_the_utc_date_of_the_logical_date() -> None:
     run = RunContext.from_airflow(
         _airflow_context(datetime(2026, 11, 30, 23, 30, tzinfo=UTC), datetime(2026, 12, 1, 2, tzinfo=UTC))
     )
-    assert run.version == "2026-11-30"
+    assert run.day == "2026-11-30"
     assert run.run_id == "scheduled__x"
     assert run.params.labs == ("DevLab",)
     assert run.ti == "the-ti"
@@ -66,7 +75,7 @@ def test_the_version_is_the_utc_date_of_the_logical_date() -> None:
 
 def test_a_run_without_logical_date_takes_the_date_of_run_after() -> None:
     run = RunContext.from_airflow(_airflow_context(None, datetime(2026, 12, 1, 0, 5, tzinfo=UTC), "manual"))
-    assert run.version == "2026-12-01"
+    assert run.day == "2026-12-01"
 
 
 def test_backfill_runs_are_recognised() -> None:
@@ -83,7 +92,7 @@ def test_the_configuration_is_loaded_once_per_context(monkeypatch: pytest.Monkey
         return real(folder)
 
     monkeypatch.setattr(run_context, "load_configuration", counting)
-    run = RunContext(params=RunParams(), version="2026-12-01", folder=CONFIG)
+    run = RunContext(params=RunParams(), day="2026-12-01", folder=CONFIG)
     assert run.config is run.config
     assert [lab.lab_name for lab in run.selected_labs()] == ["DevLab", "TestLab", "QALab"]
     assert calls == [CONFIG]
@@ -91,7 +100,7 @@ def test_the_configuration_is_loaded_once_per_context(monkeypatch: pytest.Monkey
 
 def test_a_step_outside_a_task_has_no_xcom() -> None:
     with pytest.raises(RuntimeError, match="task instance"):
-        RunContext(params=RunParams(), version="2026-12-01").xcom()
+        RunContext(params=RunParams(), day="2026-12-01").xcom()
 
 
 def test_fails_fast_turns_only_the_named_errors_into_a_final_failure() -> None:

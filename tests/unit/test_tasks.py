@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,9 +12,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from image_factory import naming, tasks
+from image_factory.capture_rules import CaptureJob, source_of
 from image_factory.catalogue import sidecar_json
 from image_factory.exceptions import ImageFactoryError
-from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef
+from image_factory.models import CaptureSource, DiskFingerprint, FactoryVm, ImageVersion, LabImage, LabInventory, LabRef
 from image_factory.run_context import RunContext, RunParams
 
 CONFIG = Path(__file__).resolve().parents[2] / "Configuration"
@@ -41,6 +43,12 @@ class FakeArm:
 
     images: dict[str, tuple[LabImage, ...]] = field(default_factory=dict)
     inventoried: list[str] = field(default_factory=list)
+    #: The factory lab's VMs.
+    vms: list[FactoryVm] = field(default_factory=list)
+
+    def list_vms(self, subscription_id: str, resource_group: str, lab_name: str) -> list[FactoryVm]:
+        return list(self.vms)
+
     #: lab name → (status, message) for labs Azure does not let the factory read.
     unreadable: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -61,8 +69,11 @@ class FakeArm:
         )
 
 
+@dataclass
 class FakeStorage:
-    """The factory catalogue with one version of the Datacenter image."""
+    """The factory catalogue with one version of the Datacenter image (captured from ``source``)."""
+
+    source: CaptureSource | None = None
 
     def list_catalogue(self, container: str) -> tuple[list[tuple[str, bytes]], set[str]]:
         name = naming.image_name(DATACENTER, VERSION)
@@ -74,30 +85,49 @@ class FakeStorage:
             os_type="Windows",
             sysprep=True,
             size_bytes=1024,
+            source=self.source,
         )
         return [(naming.sidecar_blob(name), sidecar_json(image))], {naming.vhd_blob(name)}
 
 
+@dataclass
+class FakeCompute:
+    """The compute hook's disk read: every disk reads the same, each read is counted."""
+
+    read: list[str] = field(default_factory=list)
+
+    def disk_fingerprint(self, disk_id: str) -> DiskFingerprint:
+        self.read.append(disk_id)
+        return DiskFingerprint(f"uid-{disk_id}", "2026-11-01T00:00:00+00:00", "2026-11-30T03:00:00+00:00")
+
+
 class FakeRun(RunContext):
     arm: FakeArm
+    disks: FakeCompute
+    catalogue: FakeStorage
 
     def devtestlabs(self) -> Any:
         return self.arm
 
     def storage(self) -> Any:
-        return FakeStorage()
+        return self.catalogue
+
+    def compute(self) -> Any:
+        return self.disks
 
 
 def _run(ti: FakeTi | None = None, run_type: str = "manual", **params: Any) -> FakeRun:
     run = FakeRun(
         params=RunParams.from_mapping(params),
-        version=VERSION,
+        day=VERSION,
         run_id="manual__1",
         run_type=run_type,
         folder=CONFIG,
         ti=ti or FakeTi(),
     )
     run.arm = FakeArm()
+    run.disks = FakeCompute()
+    run.catalogue = FakeStorage()
     return run
 
 
@@ -108,6 +138,15 @@ def test_params_that_name_no_lab_or_image_are_refused_by_name() -> None:
     assert "'NoSuchLab' is not a lab in labs.json (known: DevLab, QALab, TestLab)" in problems[1]
     assert "'Win2019' selects no golden image" in problems[2]
     assert len(problems) == 3
+
+
+def test_recapture_must_select_a_golden_image() -> None:
+    run = _run(recapture=["Win2016/Datacenter.json", "Win2019"], image_paths=["Ubuntu"])
+    assert tasks.check_params(run.params, run.config) == [
+        "param recapture: 'Win2019' selects no golden image under GoldenImages/"
+    ]
+    with pytest.raises(AirflowFailException, match="param recapture: 'Win2019'"):
+        tasks.validate_config(run)
 
 
 def test_validate_config_fails_at_once_naming_the_problem() -> None:
@@ -217,3 +256,82 @@ def test_a_dry_run_also_fails_on_a_lab_that_cannot_be_read(tmp_path: Path, monke
     run.arm.unreadable = {"QALab": ("not_found", "no such lab")}
     with pytest.raises(ImageFactoryError, match="QALab: lab not found"):
         tasks.verify(run)
+
+
+VM_IDS = (
+    "/subscriptions/s/resourcegroups/rg-imagefactory/providers/microsoft.devtestlab/labs/imagefactory/virtualmachines"
+)
+
+
+def _factory_vm(name: str, path: str, power: str = "deallocated") -> FactoryVm:
+    return FactoryVm(
+        name=name,
+        tags={"ImagePath": path},
+        power_state=power,
+        os_disk_id=f"/subscriptions/s/resourceGroups/f-{name}/providers/Microsoft.Compute/disks/{name}",
+        resource_id=f"{VM_IDS}/{name}",
+    )
+
+
+FACTORY_VMS = [
+    _factory_vm("vm-datacenter", DATACENTER),
+    _factory_vm("vm-ubuntu", "Ubuntu/Ubuntu2204.json"),
+    _factory_vm("vm-wip", DATACENTER, power="running"),
+]
+
+
+def test_capture_lists_changed_vms_and_hands_verify_a_summary_per_image_path() -> None:
+    ti = FakeTi()
+    run = _run(ti)
+    run.arm.vms = FACTORY_VMS
+    jobs = [CaptureJob.from_dict(j) for j in tasks.list_capture_jobs(run)]
+    # The catalogued Datacenter version has no source (an older sidecar): captured again, as the day's second.
+    assert [(j.vm_name, j.version) for j in jobs] == [("vm-datacenter", f"{VERSION}.2"), ("vm-ubuntu", VERSION)]
+    assert all(j.source is not None and j.run_id == "manual__1" for j in jobs)
+    assert run.disks.read == [FACTORY_VMS[0].os_disk_id, FACTORY_VMS[1].os_disk_id], "one read per candidate"
+    assert ti.pushed[tasks.CAPTURE_SUMMARY_XCOM_KEY] == {
+        DATACENTER: f"captured {VERSION}.2 from vm-datacenter",
+        "Ubuntu/Ubuntu2204.json": f"captured {VERSION} from vm-ubuntu",
+    }
+
+
+def test_an_unchanged_vm_is_not_captured_and_image_paths_narrow_the_disk_reads() -> None:
+    ti = FakeTi()
+    run = _run(ti, image_paths=["Win2016"])
+    run.arm.vms = FACTORY_VMS
+    run.catalogue = FakeStorage(
+        source=source_of(FACTORY_VMS[0], FakeCompute().disk_fingerprint(FACTORY_VMS[0].os_disk_id or ""))
+    )
+    assert tasks.list_capture_jobs(run) == []
+    assert run.disks.read == [FACTORY_VMS[0].os_disk_id]
+    assert ti.pushed[tasks.CAPTURE_SUMMARY_XCOM_KEY] == {DATACENTER: f"unchanged since {VERSION}"}
+    forced = _run(FakeTi(), recapture=["Win2016"], image_paths=["Win2016"])
+    forced.arm.vms, forced.catalogue = FACTORY_VMS, run.catalogue
+    assert [j["version"] for j in tasks.list_capture_jobs(forced)] == [f"{VERSION}.2"]
+
+
+def test_a_run_that_must_not_capture_reads_no_vm() -> None:
+    ti = FakeTi()
+    run = _run(ti, dry_run=True)
+    run.arm.vms = FACTORY_VMS
+    assert tasks.list_capture_jobs(run) == []
+    assert run.disks.read == []
+    assert ti.pushed[tasks.CAPTURE_SUMMARY_XCOM_KEY] == {}
+
+
+def test_verify_reports_and_logs_what_capture_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("IMAGE_FACTORY_REPORT_DIR", str(tmp_path))
+    ti = FakeTi()
+    tasks.plan_distribution(_run(ti))
+    ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
+    summary = {DATACENTER: f"unchanged since {VERSION}"}
+    ti.store[(tasks.CAPTURE_JOBS_TASK_ID, tasks.CAPTURE_SUMMARY_XCOM_KEY)] = summary
+    run = _run(ti)
+    run.arm.images = {lab: (_held(lab),) for lab in ("DevLab", "TestLab")}
+    with caplog.at_level("INFO", logger="image_factory.tasks"):
+        done = tasks.verify(run)
+    report = json.loads(Path(done["report"]).read_text())
+    assert report["capture"] == summary
+    assert f"{DATACENTER}: unchanged since {VERSION}" in caplog.text

@@ -41,3 +41,23 @@ def test_the_day_of_a_run_is_the_utc_date() -> None:
     late = datetime(2026, 12, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
     assert versions.day_of_run(late, datetime(2026, 1, 1, tzinfo=UTC)) == "2026-12-02"
     assert versions.day_of_run(None, datetime(2026, 12, 1, 0, 5)) == "2026-12-01"
+
+
+@pytest.mark.parametrize(
+    ("logical", "run_after", "expected"),
+    [
+        (datetime(2024, 5, 1, 2, 0, tzinfo=UTC), datetime(2024, 5, 2, 2, 0, tzinfo=UTC), "2024-05-01"),
+        (None, datetime(2024, 5, 2, 23, 59, tzinfo=UTC), "2024-05-02"),
+        # 01:30 in UTC+2 is still the previous day in UTC.
+        (
+            datetime(2024, 5, 1, 1, 30, tzinfo=timezone(timedelta(hours=2))),
+            datetime(2030, 1, 1, tzinfo=UTC),
+            "2024-04-30",
+        ),
+        (None, datetime(2024, 12, 31, 22, 0, tzinfo=timezone(timedelta(hours=-5))), "2025-01-01"),
+        # A naive datetime is taken as UTC.
+        (datetime(2024, 2, 29, 23, 0), datetime(2024, 3, 5, tzinfo=UTC), "2024-02-29"),
+    ],
+)
+def test_day_of_run(logical: datetime | None, run_after: datetime, expected: str) -> None:
+    assert versions.day_of_run(logical, run_after) == expected

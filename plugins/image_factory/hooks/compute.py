@@ -1,6 +1,8 @@
-"""Managed disks through Azure Compute: grant and revoke a short read SAS on a factory VM's OS disk."""
+"""Managed disks through Azure Compute: read a factory VM's OS disk fingerprint, grant and revoke a read SAS."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from airflow.providers.microsoft.azure.hooks.compute import AzureComputeHook
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -11,7 +13,14 @@ from azure.mgmt.compute.models import GrantAccessData
 from image_factory.exceptions import CaptureError
 from image_factory.hooks.arm import ArmClients, AsyncArmClients
 from image_factory.hooks.credentials import ArmSettings
+from image_factory.models import DiskFingerprint
 from image_factory.redact import mask
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 def parse_disk_id(disk_id: str) -> tuple[str, str, str]:
@@ -61,6 +70,22 @@ class FactoryComputeHook(AzureComputeHook):
             clients = AsyncArmClients(AsyncComputeManagementClient, self.conn_id)
             self._async_conn = await clients.client(str((await clients.settings()).subscription_id))
         return self._async_conn
+
+    def disk_fingerprint(self, disk_id: str) -> DiskFingerprint | None:
+        """Read a managed disk (one ``Disks_Get``) and return what identifies its content; None if it is gone."""
+        subscription, group, name = parse_disk_id(disk_id)
+        try:
+            disk = self.client(subscription).disks.get(group, name)
+        except ResourceNotFoundError:
+            return None
+        except HttpResponseError as exc:
+            raise self.clients.fail(exc, "read disk", f"disk {name}") from exc
+        unique_id = getattr(disk, "unique_id", None)
+        return DiskFingerprint(
+            unique_id=str(unique_id) if unique_id else None,
+            time_created=_iso(getattr(disk, "time_created", None)),
+            last_ownership_update_time=_iso(getattr(disk, "last_ownership_update_time", None)),
+        )
 
     def grant_disk_read(self, disk_id: str, seconds: int) -> str:
         """Grant read access to a managed disk for ``seconds`` and return its SAS URL (a secret)."""

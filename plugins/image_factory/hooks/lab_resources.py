@@ -70,6 +70,7 @@ def factory_vm(vm: LabVirtualMachine) -> FactoryVm:
         os_type=str(vm.os_type or (compute.os_type if compute is not None else None) or "Windows"),
         os_disk_id=compute.os_disk_id if compute is not None else None,
         created=getattr(vm, "created_date", None),
+        resource_id=str(vm.id) if vm.id else None,
     )
 
 

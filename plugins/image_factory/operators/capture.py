@@ -165,6 +165,8 @@ class CaptureVmOperator(BaseOperator):
                 size_bytes=size,
                 source_vm=job.vm_name,
                 footer_sha256=footer_digest(footer),
+                source=job.source,
+                run_id=job.run_id,
             )
             storage.write_json(settings.container, naming.sidecar_blob(job.image_name), sidecar_json(image))
         finally:

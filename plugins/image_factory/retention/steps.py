@@ -3,7 +3,7 @@
 ``decide`` gathers what the rules need (see ``facts``), logs the table and hands on, through XCom, the deletions
 for the mapped ``delete`` task (its return value) and the decisions ``report`` needs (pushed under
 ``DECISIONS_XCOM_KEY``). ``report`` pulls those decisions and the deletions' outcomes, writes the retire report
-for people (``<version>__<run>.retire.json`` next to verify's report, on its own host) and fails, after every
+for people (``<day>__<run>.retire.json`` next to verify's report, on its own host) and fails, after every
 deletion ran, when clean-up met VMs that failed to provision. No task reads a file another task wrote: on Celery
 the two may run on hosts that share no report folder.
 """
@@ -37,7 +37,7 @@ DECIDE_TASK_ID = "retire.decide"
 DELETE_TASK_ID = "retire.delete"
 #: XCom key under which ``decide`` hands its decisions to ``report`` (its return value is what ``delete`` maps).
 DECISIONS_XCOM_KEY = "decisions"
-#: Suffix of the report written next to verify's ``<version>__<run>.json`` report.
+#: Suffix of the report written next to verify's ``<day>__<run>.json`` report.
 ARTIFACT_SUFFIX = ".retire.json"
 NOTE_BOTH_OFF = "retire and clean_factory are both off"
 NOTE_RETENTION_OFF = "retention is off for this run (param retire=false)"
@@ -62,10 +62,10 @@ def deletion_item(decision: Decision, catalogue: Catalogue) -> dict[str, Any]:
     return item
 
 
-def artifact_path(version: str, run_id: str) -> Path:
+def artifact_path(day: str, run_id: str) -> Path:
     """Return where the retire report of a run goes (next to verify's report)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
-    return report_dir() / f"{version}__{safe}{ARTIFACT_SUFFIX}"
+    return report_dir() / f"{day}__{safe}{ARTIFACT_SUFFIX}"
 
 
 def _decide_plan(run: RunContext, catalogue: Catalogue, plan: Plan) -> RetentionPlan:
@@ -86,7 +86,7 @@ def decisions_of(run: RunContext, plan: Plan | None) -> Decided:
     """Decide what retention and factory clean-up delete and log the table; return the deletions to map over
     (none in a dry run, or when both ``retire`` and ``clean_factory`` are off) and the decisions for ``report``."""
     params = run.params
-    header = {"dag_run_id": run.run_id, "version": run.version, "dry_run": params.dry_run}
+    header = {"dag_run_id": run.run_id, "version": run.day, "dry_run": params.dry_run}
     if not params.retire and not params.clean_factory:
         log.info("Nothing to do: params retire and clean_factory are both off")
         return Decided([], {**header, "deletions": [], "kept": [], "notes": [NOTE_BOTH_OFF]})

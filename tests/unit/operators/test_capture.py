@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
@@ -80,3 +82,20 @@ def test_capture_error_event_revokes(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CaptureError, match="boom"):
         _capture(monkeypatch, store, compute).capture_complete({}, payload(ErrorEvent(label="capture", message="boom")))  # type: ignore[arg-type]
     assert compute.revoked == [JOB["os_disk_id"]]
+
+
+def test_the_sidecar_records_the_source_the_job_was_chosen_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = {
+        "vmId": "/subscriptions/sub/resourcegroups/rg/providers/microsoft.devtestlab/labs/f/virtualmachines/vm-ubuntu",
+        "osDiskId": JOB["os_disk_id"],
+        "diskUniqueId": "uid-1",
+        "diskTimeCreated": "2025-02-01T00:00:00+00:00",
+        "diskLastOwnershipUpdateTime": "2025-02-28T23:00:00+00:00",
+    }
+    store, compute = FakeFactoryStorage(footer=b"conectix" + b"\0" * 504), FakeCompute()
+    op = CaptureVmOperator(task_id="capture_vm", job={**JOB, "source": source, "run_id": "scheduled__1"})
+    monkeypatch.setattr(CaptureVmOperator, "_hooks", lambda self: (SETTINGS, store, compute))
+    op.capture_complete({}, COPIED)  # type: ignore[arg-type]
+    sidecar = json.loads(store.written[JOB["image_name"] + ".json"])
+    assert sidecar["source"] == source
+    assert sidecar["runId"] == "scheduled__1"

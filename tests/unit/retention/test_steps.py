@@ -162,7 +162,7 @@ def test_the_dag_retires_last_in_the_pool_and_offers_the_params(dag: Any) -> Non
 
 
 def _run(params: dict[str, Any], run_id: str) -> RunContext:
-    return RunContext(params=RunParams.from_mapping(params), version="2026-11-26", run_id=run_id)
+    return RunContext(params=RunParams.from_mapping(params), day="2026-11-26", run_id=run_id)
 
 
 def test_retire_and_clean_factory_off_decide_nothing_and_report_succeeds(reports: Path) -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from image_factory.configuration import FactorySettings
     from image_factory.hooks.compute import FactoryComputeHook
     from image_factory.hooks.storage import FactoryStorageHook
+    from image_factory.models import CaptureSource
 
 REQUIRED_JOB_KEYS = ("vm_name", "image_path", "image_name", "version", "os_type", "sysprep")
 
@@ -153,26 +154,48 @@ class CaptureVmOperator(BaseOperator):
                     f"{job.vm_name}: {settings.container}/{vhd} ({size} bytes) does not end with a VHD footer "
                     "('conectix'): the disk is not a fixed VHD; check the VM's OS disk"
                 )
-            image = ImageVersion(
-                image_name=job.image_name,
-                image_path=job.image_path,
-                version=job.version,
-                vhd_blob=vhd,
-                os_type=job.os_type,
-                sysprep=job.sysprep,
-                description=f"{job.image_path} captured from {job.vm_name}",
-                timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
-                size_bytes=size,
-                source_vm=job.vm_name,
-                footer_sha256=footer_digest(footer),
-                source=job.source,
-                run_id=job.run_id,
-            )
-            storage.write_json(settings.container, naming.sidecar_blob(job.image_name), sidecar_json(image))
         finally:
             self._revoke(compute, job)
+        image = ImageVersion(
+            image_name=job.image_name,
+            image_path=job.image_path,
+            version=job.version,
+            vhd_blob=vhd,
+            os_type=job.os_type,
+            sysprep=job.sysprep,
+            description=f"{job.image_path} captured from {job.vm_name}",
+            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            size_bytes=size,
+            source_vm=job.vm_name,
+            footer_sha256=footer_digest(footer),
+            source=self._source_after_access(compute, job),
+            run_id=job.run_id,
+        )
+        storage.write_json(settings.container, naming.sidecar_blob(job.image_name), sidecar_json(image))
         self.log.info("Catalogued %s (%s bytes) from %s", job.image_name, size, job.vm_name)
         return {"image_name": job.image_name, "action": "captured", "size_bytes": size}
+
+    def _source_after_access(self, compute: FactoryComputeHook, job: CaptureJob) -> CaptureSource | None:
+        """Return the source to record: the disk read again once its access is revoked.
+
+        Granting and revoking a read access is itself a change of the disk's state; should Azure move
+        ``lastOwnershipUpdateTime`` for it, a fingerprint taken before the capture would differ from the next
+        night's and every night would capture again. The same disk (same ``uniqueId``) read afterwards records the
+        state the next night compares with; anything else keeps what the run chose the VM by.
+        """
+        from image_factory.models import CaptureSource  # noqa: PLC0415
+
+        chosen = job.source
+        if chosen is None or not job.os_disk_id:
+            return chosen
+        try:
+            disk = compute.disk_fingerprint(job.os_disk_id)
+        except Exception:
+            self.log.warning("Could not read the disk of %s again: recording it as chosen", job.vm_name, exc_info=True)
+            return chosen
+        if disk is None or (disk.unique_id or "").casefold() != (chosen.disk_unique_id or "").casefold():
+            return chosen
+        return CaptureSource.of(chosen.vm_id, chosen.os_disk_id, disk)
 
     def on_kill(self) -> None:
         """Revoke disk access when the task is killed (the copy itself is adopted by a retry)."""

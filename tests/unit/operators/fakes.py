@@ -6,6 +6,7 @@ from typing import Any
 
 from image_factory.configuration import FactorySettings
 from image_factory.hooks.storage import CopyState
+from image_factory.models import DiskFingerprint
 
 SETTINGS = FactorySettings(subscription_id="sub", resource_group="rg", lab_name="ImageFactory")
 JOB = {
@@ -70,9 +71,16 @@ class FakeFactoryStorage:
 
 
 class FakeCompute:
-    def __init__(self) -> None:
+    def __init__(self, disk: DiskFingerprint | None = None) -> None:
         self.granted: list[str] = []
         self.revoked: list[str] = []
+        #: What ``Disks_Get`` answers; the calls are recorded with the revocations made before them.
+        self.disk = disk
+        self.read_after_revokes: list[int] = []
+
+    def disk_fingerprint(self, disk_id: str) -> DiskFingerprint | None:
+        self.read_after_revokes.append(len(self.revoked))
+        return self.disk
 
     def grant_disk_read(self, disk_id: str, seconds: int) -> str:
         self.granted.append(disk_id)

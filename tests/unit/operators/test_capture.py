@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from image_factory.exceptions import CaptureError
 from image_factory.hooks.storage import CopyState
+from image_factory.models import DiskFingerprint
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.triggers.capture import CaptureTrigger
 from image_factory.triggers.events import CopyEvent, ErrorEvent, payload
@@ -99,3 +100,37 @@ def test_the_sidecar_records_the_source_the_job_was_chosen_from(monkeypatch: pyt
     sidecar = json.loads(store.written[JOB["image_name"] + ".json"])
     assert sidecar["source"] == source
     assert sidecar["runId"] == "scheduled__1"
+
+
+SOURCE = {
+    "vmId": "/subscriptions/sub/resourcegroups/rg/providers/microsoft.devtestlab/labs/f/virtualmachines/vm-ubuntu",
+    "osDiskId": JOB["os_disk_id"],
+    "diskUniqueId": "uid-1",
+    "diskTimeCreated": "2025-02-01T00:00:00+00:00",
+    "diskLastOwnershipUpdateTime": "2025-02-28T23:00:00+00:00",
+}
+
+
+def _sidecar_source(monkeypatch: pytest.MonkeyPatch, compute: FakeCompute) -> dict[str, str]:
+    store = FakeFactoryStorage(footer=b"conectix" + b"\0" * 504)
+    op = CaptureVmOperator(task_id="capture_vm", job={**JOB, "source": SOURCE, "run_id": "scheduled__1"})
+    monkeypatch.setattr(CaptureVmOperator, "_hooks", lambda self: (SETTINGS, store, compute))
+    op.capture_complete({}, COPIED)  # type: ignore[arg-type]
+    return dict(json.loads(store.written[JOB["image_name"] + ".json"])["source"])
+
+
+def test_the_source_is_read_again_after_the_disk_access_is_revoked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Granting and revoking the read access may move the disk's ownership time: record the state after it.
+    after = DiskFingerprint("UID-1", "2025-02-01T00:00:00Z", "2025-03-01T02:05:00Z")
+    compute = FakeCompute(disk=after)
+    source = _sidecar_source(monkeypatch, compute)
+    assert compute.read_after_revokes == [1], "the disk is read once, after its access was revoked"
+    assert source == {**SOURCE, "diskUniqueId": "UID-1", "diskTimeCreated": "2025-02-01T00:00:00Z",
+                      "diskLastOwnershipUpdateTime": "2025-03-01T02:05:00Z"}  # fmt: skip
+
+
+@pytest.mark.parametrize("disk", [None, DiskFingerprint("uid-2", "2025-03-01T00:00:00Z", "2025-03-01T00:00:00Z")])
+def test_a_disk_gone_or_replaced_meanwhile_keeps_the_source_the_job_was_chosen_by(
+    monkeypatch: pytest.MonkeyPatch, disk: DiskFingerprint | None
+) -> None:
+    assert _sidecar_source(monkeypatch, FakeCompute(disk=disk)) == SOURCE

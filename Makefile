@@ -48,7 +48,7 @@ postgres:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
 
 validate: $(VENV)/.installed
-	PYTHONPATH=plugins $(PY) -m image_factory.validate $(CONFIG)
+	PYTHONPATH=plugins $(PY) -m image_factory.configuration $(CONFIG)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check dags plugins emulator stack tests bench

@@ -92,9 +92,6 @@ def write_config(
     shutil.rmtree(config_dir, ignore_errors=True)
     config_dir.mkdir(parents=True)
     source = REPO / "Configuration"
-    for schema in ("labs.schema.json", "factory.schema.json"):
-        if (source / schema).exists():
-            shutil.copy(source / schema, config_dir / schema)
     factory = json.loads((source / "factory.json").read_text(encoding="utf-8-sig"))
     lab = factory_lab(world)
     factory["Factory"] = {

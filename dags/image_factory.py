@@ -28,23 +28,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, TaskGroup, get_current_context, task
+from airflow.sdk import DAG, Param, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from image_factory import retire as retirement
 from image_factory import settings, tasks
-from image_factory.exceptions import ImageFactoryError
+from image_factory.configuration import parse_time_settings
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
-from image_factory.operators.retire import RetireOperator
+from image_factory.retention import steps as retirement
+from image_factory.retention.operator import RetireOperator
 from image_factory.run_context import RunContext
 
 POLL = "{{ params.copy_poll_seconds }}"
+#: factory.json read once per parse with the tasks' reader (its defaults when it cannot be used).
+FACTORY = parse_time_settings()
 
 with DAG(
     dag_id=settings.DAG_ID,
     description="Capture golden image VMs and distribute them to DevTest Labs",
-    schedule=settings.parse_time_schedule(),
+    schedule=FACTORY.schedule,
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -127,7 +129,7 @@ with DAG(
         CaptureVmOperator.partial(
             task_id="capture_vm",
             # Captures are copies too: they share MaxConcurrentJobs with distribution.
-            pool=settings.parse_time_pool(),
+            pool=FACTORY.pool,
             poll_interval=POLL,
             map_index_template="{{ task.job['vm_name'] }}",
         ).expand(job=jobs)
@@ -158,14 +160,14 @@ with DAG(
     pairs = plan()
     distribute = DistributeImageOperator.partial(
         task_id="distribute",
-        pool=settings.parse_time_pool(),
+        pool=FACTORY.pool,
         map_index_template="{{ task.pair['lab_name'] }} / {{ task.pair['image_name'] }}",
         retries=settings.DISTRIBUTE_RETRIES,
         poll_interval=POLL,
     ).expand(pair=pairs)
     regional = DistributeImageOperator.partial(
         task_id="distribute_regional",
-        pool=settings.parse_time_pool(),
+        pool=FACTORY.pool,
         map_index_template="{{ task.pair['lab_name'] }} / {{ task.pair['image_name'] }}",
         retries=settings.DISTRIBUTE_RETRIES,
         poll_interval=POLL,
@@ -177,40 +179,18 @@ with DAG(
         @task(trigger_rule="all_done")
         def decide() -> list[dict[str, Any]]:
             """Decide what retention and factory clean-up delete; return the deletions (none in a dry run)."""
-            ctx = get_current_context()
-            dag_run = ctx["dag_run"]
-            plan_doc = ctx["ti"].xcom_pull(task_ids="plan", key="plan")
-            try:
-                return retirement.decide(
-                    ctx["params"],
-                    plan_doc=plan_doc,
-                    version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
-                    run_id=str(dag_run.run_id),
-                )
-            except ImageFactoryError as exc:
-                if plan_doc is None:
-                    # A failed plan never comes back: fail now instead of retrying for minutes.
-                    raise AirflowFailException(str(exc)) from exc
-                raise
+            return retirement.decide(RunContext.current())
 
         deleted = RetireOperator.partial(
             task_id="delete",
-            pool=settings.parse_time_pool(),
+            pool=FACTORY.pool,
             map_index_template="{{ task.deletion['where'] }} / {{ task.deletion['name'] }}",
         ).expand(deletion=decide())
 
         @task(trigger_rule="all_done", retries=0)
         def report() -> dict[str, Any]:
-            """Record the deletions' outcomes; fail naming factory VMs that failed to provision."""
-            ctx = get_current_context()
-            dag_run = ctx["dag_run"]
-            count = len(ctx["ti"].xcom_pull(task_ids="retire.decide") or [])
-            outcomes = ctx["ti"].xcom_pull(task_ids="retire.delete", map_indexes=list(range(count))) if count else []
-            return retirement.report(
-                outcomes,
-                version=tasks.run_version(ctx.get("logical_date"), getattr(dag_run, "run_after", None)),
-                run_id=str(dag_run.run_id),
-            )
+            """Write the retire report (decisions + outcomes); fail naming factory VMs that failed to provision."""
+            return retirement.report(RunContext.current())
 
         deleted >> report()
 

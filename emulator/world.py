@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ DISK_ACCOUNT = "diskstore"
 DISK_CONTAINER = "disks"
 #: Roles the emulator knows and whether they allow writes.
 ROLE_WRITES = {"owner": True, "contributor": True, "reader": False}
+#: When a world's labs, VMs and OS disks were created unless the world file says (a fixed past time, so that
+#: restarting the same world gives the same disks; changes made while the emulator runs are stamped now).
+DEFAULT_CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class WorldError(ValueError):
@@ -55,6 +59,8 @@ class VmSpec:
     power_state: str = "deallocated"
     disk_size_mib: int = 1
     size: str = "Standard_D2s_v3"
+    #: When the VM and its OS disk were created (and the VM last started or deallocated).
+    created: datetime = DEFAULT_CREATED
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class LabSpec:
     location: str
     storage_account: str
     vms: tuple[VmSpec, ...] = ()
+    #: When the lab was created.
+    created: datetime = DEFAULT_CREATED
 
 
 @dataclass
@@ -148,7 +156,16 @@ def disk_seed(lab: LabSpec, vm: VmSpec) -> int:
     return int(hashlib.sha256(f"{lab.name}/{vm.name}".encode()).hexdigest()[:8], 16)
 
 
-def _parse_vm(data: dict[str, Any], where: str) -> VmSpec:
+def _parse_time(value: Any, where: str) -> datetime:
+    """Read an ISO 8601 time of the world file (UTC when it names no offset)."""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise WorldError(f"{where}: 'created' must be an ISO 8601 time, not {value!r}") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _parse_vm(data: dict[str, Any], where: str, lab_created: datetime) -> VmSpec:
     name = str(_require(data, "name", where))
     os_type = str(data.get("os_type", "Windows"))
     if os_type not in {"Windows", "Linux"}:
@@ -166,6 +183,7 @@ def _parse_vm(data: dict[str, Any], where: str) -> VmSpec:
         provisioning_state=str(data.get("provisioning_state", "Succeeded")),
         power_state=power,
         disk_size_mib=size,
+        created=_parse_time(data["created"], f"{where}/{name}") if "created" in data else lab_created,
     )
 
 
@@ -182,19 +200,21 @@ def _parse_subscriptions(data: dict[str, Any]) -> tuple[dict[str, str], dict[tup
     return subscriptions, resource_groups
 
 
-def _parse_lab(lab: dict[str, Any], subscriptions: dict[str, str]) -> LabSpec:
+def _parse_lab(lab: dict[str, Any], subscriptions: dict[str, str], world_created: datetime) -> LabSpec:
     name = str(_require(lab, "name", "lab"))
     sub_id = str(_require(lab, "subscription", f"lab {name}")).lower()
     rg = str(_require(lab, "resource_group", f"lab {name}"))
     if sub_id not in subscriptions:
         raise WorldError(f"lab {name}: unknown subscription {sub_id}")
+    created = _parse_time(lab["created"], f"lab {name}") if "created" in lab else world_created
     return LabSpec(
         name=name,
         subscription_id=sub_id,
         resource_group=rg,
         location=str(lab.get("location", "westeurope")),
         storage_account=str(_require(lab, "storage_account", f"lab {name}")),
-        vms=tuple(_parse_vm(vm, f"lab {name}") for vm in lab.get("vms", [])),
+        vms=tuple(_parse_vm(vm, f"lab {name}", created) for vm in lab.get("vms", [])),
+        created=created,
     )
 
 
@@ -224,7 +244,8 @@ def parse_world(data: dict[str, Any]) -> World:
     """Build a World from its JSON document; raise WorldError when it is inconsistent."""
     tenant_id = str(_require(data, "tenant_id", "world"))
     subscriptions, resource_groups = _parse_subscriptions(data)
-    labs = [_parse_lab(lab, subscriptions) for lab in _require(data, "labs", "world")]
+    created = _parse_time(data["created"], "world") if "created" in data else DEFAULT_CREATED
+    labs = [_parse_lab(lab, subscriptions, created) for lab in _require(data, "labs", "world")]
     for lab in labs:
         resource_groups.setdefault((lab.subscription_id, lab.resource_group.lower()), lab.resource_group)
     principals: dict[str, Principal] = {}

@@ -21,6 +21,7 @@ from emulator.arm.core import ArmRoute, Call, FaultsApi, RateLimits, Services, S
 from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError
 from emulator.arm.lro import LroManager
+from emulator.arm.world_changes import WorldChanges
 from emulator.entra import Entra
 from emulator.world import World
 
@@ -229,11 +230,12 @@ def build_app(
         authorizer=Authorizer(world, entra),
     )
     dtl = DevTestLabs(services)
-    front = ArmFrontDoor(services, dtl, Compute(services, dtl))
+    compute = Compute(services, dtl)
+    front = ArmFrontDoor(services, dtl, compute)
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _HideInjectedResets) for f in uvicorn_log.filters):
         uvicorn_log.addFilter(_HideInjectedResets())
-    control = Control(front, entra, storage, faults)
+    control = Control(front, entra, storage, faults, WorldChanges(dtl, compute, storage))
     routes: list[BaseRoute] = [*entra.routes(), Mount("/_emulator", routes=control.routes())]
     routes.append(Route("/{path:path}", front.dispatch, methods=_METHODS))
     return Starlette(routes=routes), front

@@ -13,9 +13,9 @@ from starlette.responses import JSONResponse, Response
 from emulator.arm.core import ArmRoute, Call, Services
 from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError, invalid_parameter, not_found, resource_group_not_found
-from emulator.arm.labs import LabState, VmState, disk_id
+from emulator.arm.labs import DiskState, LabState, VmState
 from emulator.arm.lro import Work
-from emulator.world import DISK_ACCOUNT, DISK_CONTAINER, compute_resource_group, disk_blob_name
+from emulator.world import DISK_ACCOUNT, DISK_CONTAINER
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,19 @@ NAMESPACE = "Microsoft.Compute"
 _DISK = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/disks/{disk}"
 #: Longest access Azure grants on a disk (seconds).
 MAX_ACCESS_SECONDS = 2**31 - 1
+
+
+def compute_time(moment: datetime) -> str:
+    """Write a time as Microsoft.Compute does: UTC, seven fractional digits, ``+00:00``."""
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond:06d}0+00:00"
+
+
+def disk_state(vm: VmState, *, access_granted: bool) -> str:
+    """Return a VM's OS disk's ``diskState`` as Azure reports it."""
+    if access_granted:
+        return "ActiveSAS"
+    return "Reserved" if vm.power_state == "deallocated" else "Attached"
 
 
 @dataclass
@@ -41,6 +54,15 @@ class Compute:
         self.dtl = dtl
         self.grants: dict[str, Grant] = {}
 
+    def access_granted(self, disk: DiskState) -> bool:
+        """Tell whether the disk has an unexpired access grant (its diskState is ``ActiveSAS``)."""
+        grant = self.grants.get(disk.id.lower())
+        return grant is not None and grant.expiry > datetime.now(UTC)
+
+    def forget_grant(self, disk: DiskState) -> None:
+        """Drop the (expired) grant record of a disk that is gone."""
+        self.grants.pop(disk.id.lower(), None)
+
     def granted_now(self) -> int:
         """Count disks with an unexpired access grant."""
         now = datetime.now(UTC)
@@ -53,7 +75,7 @@ class Compute:
         if found is not None:
             return found
         groups = {
-            compute_resource_group(lab.spec, vm.spec).lower()
+            vm.disk.resource_group.lower()
             for lab in self.dtl.labs.values()
             if lab.spec.subscription_id == p["sub"].lower()
             for vm in lab.vms.values()
@@ -70,31 +92,32 @@ class Compute:
         return f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers/{NAMESPACE}/disks/{p['disk']}"
 
     def disk_body(self, lab: LabState, vm: VmState) -> dict[str, Any]:
-        """Render a managed disk."""
-        rid = disk_id(lab.spec, vm.spec)
-        size = vm.spec.disk_size_mib * 1024 * 1024
-        grant = self.grants.get(rid.lower())
-        active = grant is not None and grant.expiry > datetime.now(UTC)
-        compute_rg = compute_resource_group(lab.spec, vm.spec)
+        """Render a managed disk (the REST names of azure-mgmt-compute's ``Disk``)."""
+        disk = vm.disk
         return {
-            "id": rid,
-            "name": rid.rsplit("/", 1)[1],
+            "id": disk.id,
+            "name": disk.name,
             "type": f"{NAMESPACE}/disks",
             "location": lab.spec.location,
             "tags": {},
-            "managedBy": f"/subscriptions/{lab.spec.subscription_id}/resourceGroups/{compute_rg}"
+            "managedBy": f"/subscriptions/{disk.subscription_id}/resourceGroups/{disk.resource_group}"
             f"/providers/{NAMESPACE}/virtualMachines/{vm.spec.name}",
             "sku": {"name": "Premium_LRS", "tier": "Premium"},
             "properties": {
                 "osType": vm.spec.os_type,
                 "hyperVGeneration": "V1",
                 "creationData": {"createOption": "FromImage"},
-                "diskSizeGB": max(1, math.ceil(size / 2**30)),
-                "diskSizeBytes": size,
-                "uniqueId": vm.unique_id,
+                "diskSizeGB": max(1, math.ceil(disk.size_bytes / 2**30)),
+                "diskSizeBytes": disk.size_bytes,
+                "uniqueId": disk.unique_id,
+                "encryption": {"type": "EncryptionAtRestWithPlatformKey"},
+                "networkAccessPolicy": "AllowAll",
+                "publicNetworkAccess": "Enabled",
+                "timeCreated": compute_time(disk.time_created),
                 "provisioningState": "Succeeded",
-                "diskState": "ActiveSAS" if active else ("Attached" if vm.power_state == "running" else "Reserved"),
-                "timeCreated": vm.created,
+                "diskState": disk_state(vm, access_granted=self.access_granted(disk)),
+                # Azure spells this one property with a capital L (so does the SDK's REST name).
+                "LastOwnershipUpdateTime": compute_time(disk.last_ownership_update),
             },
         }
 
@@ -125,8 +148,8 @@ class Compute:
                 f"Cannot grant access to disk '{call.params['disk']}': it is attached to VM '{vm.spec.name}', "
                 "which is not deallocated.",
             )
-        rid = disk_id(lab.spec, vm.spec)
-        blob = disk_blob_name(lab.spec, vm.spec)
+        rid = vm.disk.id
+        blob = vm.disk.blob
 
         async def work() -> dict[str, Any]:
             expiry = datetime.now(UTC) + timedelta(seconds=duration)
@@ -145,7 +168,7 @@ class Compute:
             call.principal, self._scope(call), f"{NAMESPACE}/disks/endGetAccess/action", write=True
         )
         lab, vm = self._disk(call)
-        rid = disk_id(lab.spec, vm.spec)
+        rid = vm.disk.id
 
         async def work() -> None:
             self.grants.pop(rid.lower(), None)

@@ -1,4 +1,4 @@
-"""The control API under ``/_emulator`` (no bearer, loopback only): stats, faults, state, config."""
+"""The control API under ``/_emulator`` (no bearer, loopback only): stats, faults, state, config, world changes."""
 
 from __future__ import annotations
 
@@ -15,11 +15,29 @@ from emulator.world import WorldError
 
 if TYPE_CHECKING:
     from emulator.arm.app import ArmFrontDoor
+    from emulator.arm.world_changes import WorldChanges
     from emulator.entra import Entra
 
 log = logging.getLogger(__name__)
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def refuse_non_loopback(request: Request) -> Response | None:
+    """Answer 403 unless the client is on this machine (the control API has no bearer)."""
+    host = request.client.host if request.client else ""
+    if host not in _LOOPBACK:
+        return JSONResponse({"error": "the control API only answers loopback clients"}, status_code=403)
+    return None
+
+
+async def read_json(request: Request) -> Any:
+    """Parse a control request's JSON body (None when it is empty or not JSON)."""
+    raw = await request.body()
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return None
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -31,25 +49,19 @@ async def _maybe_await(value: Any) -> Any:
 class Control:
     """Handlers of the control API."""
 
-    def __init__(self, front: ArmFrontDoor, entra: Entra, storage: Any, faults: Any) -> None:
+    def __init__(self, front: ArmFrontDoor, entra: Entra, storage: Any, faults: Any, changes: WorldChanges) -> None:
         self.front = front
+        self.changes = changes
         self.entra = entra
         self.storage = storage
         self.faults = faults
 
     @staticmethod
     def _refuse(request: Request) -> Response | None:
-        host = request.client.host if request.client else ""
-        if host not in _LOOPBACK:
-            return JSONResponse({"error": "the control API only answers loopback clients"}, status_code=403)
-        return None
+        return refuse_non_loopback(request)
 
     async def _body(self, request: Request) -> Any:
-        raw = await request.body()
-        try:
-            return json.loads(raw or b"null")
-        except ValueError:
-            return None
+        return await read_json(request)
 
     def arm_stats(self) -> dict[str, Any]:
         """Return the ``arm`` section of the stats."""
@@ -139,6 +151,7 @@ class Control:
                 "labs": self.front.dtl.state(),
                 "disk_access": self.front.compute.state(),
                 "operations_in_progress": self.front.services.lro.in_progress(),
+                "world_changes": list(self.changes.changes),
                 "blobs": blobs,
             }
         )
@@ -177,4 +190,5 @@ class Control:
             Route("/faults", self.clear_faults, methods=["DELETE"]),
             Route("/state", self.state, methods=["GET"]),
             Route("/config", self.config, methods=["POST"]),
+            *self.changes.routes(),
         ]

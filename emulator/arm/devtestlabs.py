@@ -20,7 +20,6 @@ from emulator.arm.labs import (
     LabDirectory,
     LabState,
     VmState,
-    disk_id,
 )
 from emulator.world import compute_resource_group
 
@@ -111,7 +110,7 @@ class DevTestLabs(LabDirectory):
                 "vmSize": spec.size,
                 "networkInterfaceId": f"/subscriptions/{lab.spec.subscription_id}/resourceGroups/{compute_rg}"
                 f"/providers/Microsoft.Network/networkInterfaces/{spec.name}",
-                "osDiskId": disk_id(lab.spec, spec),
+                "osDiskId": vm.disk.id,
                 "dataDiskIds": [],
                 "dataDisks": [],
             }
@@ -232,7 +231,8 @@ class DevTestLabs(LabDirectory):
                     "power_state": vm.power_state,
                     "os_type": vm.spec.os_type,
                     "tags": dict(vm.spec.tags),
-                    "os_disk_id": disk_id(lab.spec, vm.spec),
+                    "os_disk_id": vm.disk.id,
+                    "os_disk": vm.disk.describe(),
                 }
                 for vm in lab.vms.values()
             ]

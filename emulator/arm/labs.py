@@ -14,7 +14,15 @@ from starlette.responses import Response
 from emulator.arm.core import Call, Services
 from emulator.arm.errors import ArmError, not_found, parent_not_found, resource_group_not_found
 from emulator.arm.lro import Work
-from emulator.world import LabSpec, VmSpec, compute_resource_group
+from emulator.world import (
+    DISK_ACCOUNT,
+    DISK_CONTAINER,
+    LabSpec,
+    VmSpec,
+    compute_resource_group,
+    disk_blob_name,
+    disk_seed,
+)
 
 API_VERSIONS = ("2018-09-15",)
 NAMESPACE = "Microsoft.DevTestLab"
@@ -24,8 +32,13 @@ UPLOAD_CONTAINER = "uploads"
 LABS_PATH = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.DevTestLab/labs"
 
 
+def dtl_time(moment: datetime) -> str:
+    """Write a time as the emulator's DevTest Labs bodies do (UTC, ``Z``)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return dtl_time(datetime.now(UTC))
 
 
 def lab_id(lab: LabSpec) -> str:
@@ -37,16 +50,66 @@ def lab_id(lab: LabSpec) -> str:
 
 
 def disk_name(lab: LabSpec, vm: VmSpec) -> str:
-    """Return the managed OS disk name of a lab VM."""
+    """Return the name of the managed OS disk a lab VM of the world starts with."""
     return f"{vm.name}_OsDisk_1_{hashlib.sha256(f'{lab.name}/{vm.name}'.encode()).hexdigest()[:32]}"
 
 
-def disk_id(lab: LabSpec, vm: VmSpec) -> str:
-    """Return the managed OS disk resource id of a lab VM."""
-    return (
-        f"/subscriptions/{lab.subscription_id}/resourceGroups/{compute_resource_group(lab, vm)}"
-        f"/providers/Microsoft.Compute/disks/{disk_name(lab, vm)}"
+@dataclass
+class DiskState:
+    """A VM's managed OS disk: its ARM identity, its page blob in ``diskstore/disks``, its content and times."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    blob: str
+    #: The VHD's data part; the page blob adds the 512-byte footer.
+    size_bytes: int
+    #: Seed of ``emulator.vhd.make_disk`` for the blob's current content.
+    content_seed: int
+    unique_id: str
+    time_created: datetime
+    #: When the disk was last attached or detached, or its VM last started or deallocated (Azure's meaning).
+    last_ownership_update: datetime
+    #: How often the VM started on this disk since it was created (each start writes to the disk).
+    boots: int = 0
+
+    @property
+    def id(self) -> str:
+        """Resource id of the disk."""
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Compute/disks/{self.name}"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Describe the disk for ``GET /_emulator/state`` and the control API's answers."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "unique_id": self.unique_id,
+            "time_created": self.time_created.isoformat(),
+            "last_ownership_update_time": self.last_ownership_update.isoformat(),
+            "blob": f"{DISK_ACCOUNT}/{DISK_CONTAINER}/{self.blob}",
+            "size_bytes": self.size_bytes,
+            "boots": self.boots,
+        }
+
+
+def initial_disk(lab: LabSpec, vm: VmSpec) -> DiskState:
+    """Return the OS disk a VM of the world file starts with (same name, uniqueId and content at every start)."""
+    disk = DiskState(
+        subscription_id=lab.subscription_id,
+        resource_group=compute_resource_group(lab, vm),
+        name=disk_name(lab, vm),
+        blob=disk_blob_name(lab, vm),
+        size_bytes=vm.disk_size_mib * 1024 * 1024,
+        content_seed=disk_seed(lab, vm),
+        unique_id="",
+        time_created=vm.created,
+        last_ownership_update=vm.created,
     )
+    disk.unique_id = str(uuid.uuid5(uuid.NAMESPACE_URL, disk.id.lower()))
+    return disk
 
 
 @dataclass
@@ -56,6 +119,7 @@ class VmState:
     spec: VmSpec
     provisioning_state: str
     power_state: str
+    disk: DiskState
     created: str = field(default_factory=_now)
     unique_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -100,6 +164,11 @@ class LabState:
         return lab_id(self.spec)
 
 
+def lab_key(lab: LabSpec) -> tuple[str, str, str]:
+    """Return the key of a lab in ``LabDirectory.labs``: (subscription, resource group, name), lower case."""
+    return (lab.subscription_id.lower(), lab.resource_group.lower(), lab.name.lower())
+
+
 class _LabChild(Protocol):
     """A VM or a custom image: what deleting one needs."""
 
@@ -122,11 +191,16 @@ class LabDirectory:
         self.labs: dict[tuple[str, str, str], LabState] = {}
         for spec in services.world.labs:
             vms = {
-                vm.name.lower(): VmState(spec=vm, provisioning_state=vm.provisioning_state, power_state=vm.power_state)
+                vm.name.lower(): VmState(
+                    spec=vm,
+                    provisioning_state=vm.provisioning_state,
+                    power_state=vm.power_state,
+                    disk=initial_disk(spec, vm),
+                    created=dtl_time(vm.created),
+                )
                 for vm in spec.vms
             }
-            key = (spec.subscription_id.lower(), spec.resource_group.lower(), spec.name.lower())
-            self.labs[key] = LabState(spec=spec, vms=vms)
+            self.labs[lab_key(spec)] = LabState(spec=spec, vms=vms, created=dtl_time(spec.created))
 
     def authorize(self, call: Call, scope: str, action: str, *, write: bool) -> None:
         """Raise unless the caller may perform ``action`` on ``scope``."""
@@ -155,7 +229,7 @@ class LabDirectory:
         """Find the lab VM whose OS disk has this resource id."""
         for lab in self.labs.values():
             for vm in lab.vms.values():
-                if disk_id(lab.spec, vm.spec).lower() == disk_resource_id.lower():
+                if vm.disk.id.lower() == disk_resource_id.lower():
                     return lab, vm
         return None
 

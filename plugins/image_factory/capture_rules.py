@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from image_factory import imagepaths, naming
 from image_factory.catalogue import Catalogue
-from image_factory.models import IMAGE_PATH_TAG, IMAGE_TYPE_TAG, OsType
+from image_factory.models import IMAGE_PATH_TAG, IMAGE_TYPE_TAG, FactoryVm, OsType
+from image_factory.states import ProvisioningState
 
 #: Prefix of skip reasons that point at a configuration mistake (log them as warnings).
 WARNING_PREFIX = "warning: "
 
 _OS_TYPES: dict[str, OsType] = {"windows": "Windows", "linux": "Linux"}
 _SYSPREP_BY_TYPE = {"generalized": True, "specialized": False}
-
-
-@dataclass(frozen=True)
-class FactoryVm:
-    """A VM of the factory lab as capture needs to see it."""
-
-    name: str
-    tags: Mapping[str, str] = field(default_factory=dict)
-    provisioning_state: str = "Succeeded"
-    #: The power state code without its ``PowerState/`` prefix: ``deallocated``, ``running``, ``stopped``…
-    power_state: str = "deallocated"
-    os_type: str = "Windows"
-    os_disk_id: str | None = None
-
-    def tag(self, name: str) -> str | None:
-        """Return the value of tag ``name`` (tag names compare case-insensitively, as in Azure)."""
-        wanted = name.casefold()
-        for key, value in self.tags.items():
-            if key.casefold() == wanted:
-                return value
-        return None
 
 
 @dataclass(frozen=True)
@@ -94,7 +74,7 @@ def _state_reason(vm: FactoryVm) -> str | None:
     """Return why ``vm`` is in no state to be captured, or None when it is a deallocated golden image VM."""
     if not imagepaths.segments(vm.tag(IMAGE_PATH_TAG) or ""):
         return "untagged: no ImagePath tag, so it is not a golden image VM"
-    if vm.provisioning_state.strip().lower() != "succeeded":
+    if not ProvisioningState.SUCCEEDED.matches(vm.provisioning_state):
         return f"provisioning {vm.provisioning_state or 'unknown'}: the VM was not created successfully"
     power = _power(vm.power_state)
     if power != "deallocated":

@@ -193,47 +193,50 @@ def _newest_first(images: Iterable[ImageVersion]) -> list[ImageVersion]:
 
 @dataclass
 class Catalogue:
-    """The parsed catalogue: usable image versions, and what is wrong with the rest."""
+    """The parsed catalogue: usable image versions, every blob of each version, and what is wrong with the rest."""
 
-    #: One image per (ImagePath, version), the newest when several share them.
+    #: One image per (ImagePath, version), the newest when several share them (the original's same-day A, B, C…).
     images: list[ImageVersion] = field(default_factory=list)
     #: Human sentences: sidecars without VHD, VHDs without sidecar, unreadable sidecars.
     problems: list[str] = field(default_factory=list)
-    #: Older images of an (ImagePath, version) that has a newer one (the original's same-day A, B, C…).
-    superseded: list[ImageVersion] = field(default_factory=list)
+    #: Every readable sidecar's image, superseded and VHD-less ones included (their ``sourceVm`` counts as captured).
+    all_images: list[ImageVersion] = field(default_factory=list)
+    #: (ImagePath key, version) → the blobs of that version in the factory container, sidecars first.
+    blobs: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._index: dict[tuple[str, str], ImageVersion] = {
             (imagepaths.key(i.image_path), i.version): i for i in self.images
         }
 
-    def by_path(self) -> dict[str, list[ImageVersion]]:
-        """Return the images grouped by ImagePath key, newest version first."""
-        groups: dict[str, list[ImageVersion]] = {}
-        for image in self.images:
-            groups.setdefault(imagepaths.key(image.image_path), []).append(image)
-        return {k: _newest_first(v) for k, v in sorted(groups.items())}
-
-    def retained(self, images_to_save: int) -> list[ImageVersion]:
-        """Return the newest ``images_to_save`` versions of every ImagePath."""
-        keep = max(images_to_save, 0)
-        return [image for versions in self.by_path().values() for image in versions[:keep]]
-
-    def expired(self, images_to_save: int) -> list[ImageVersion]:
-        """Return the versions beyond the newest ``images_to_save`` of every ImagePath, and superseded ones."""
-        keep = max(images_to_save, 0)
-        old = [image for versions in self.by_path().values() for image in versions[keep:]]
-        return old + list(self.superseded)
-
     def find(self, image_path: str, version: str) -> ImageVersion | None:
         """Return the image of ``image_path`` (any spelling) at ``version``, or None."""
         return self._index.get((imagepaths.key(image_path), version))
 
+    def blobs_of(self, image_path: str, version: str) -> list[str]:
+        """Return the sidecar(s) then the VHD(s) of one version (every copy of it, superseded ones included)."""
+        return list(self.blobs.get((imagepaths.key(image_path), version), ()))
+
+
+def _version_blobs(
+    readable: Iterable[tuple[str, ImageVersion]], vhd_names: set[str]
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Index each version's sidecars, then the VHDs they name that exist (retention deletes them together)."""
+    sidecars: dict[tuple[str, str], list[str]] = {}
+    vhds: dict[tuple[str, str], list[str]] = {}
+    for blob_name, image in readable:
+        ident = (imagepaths.key(image.image_path), image.version)
+        sidecars.setdefault(ident, []).append(blob_name)
+        if image.vhd_blob in vhd_names and image.vhd_blob not in vhds.get(ident, []):
+            vhds.setdefault(ident, []).append(image.vhd_blob)
+    return {ident: tuple(sidecars.get(ident, []) + vhds.get(ident, [])) for ident in set(sidecars) | set(vhds)}
+
 
 def build_catalogue(entries: Iterable[tuple[str, bytes]], vhd_names: set[str]) -> Catalogue:
-    """Parse sidecars ``(blob_name, data)`` against the VHD blobs present into a Catalogue."""
+    """Parse sidecars ``(blob_name, data)`` against the VHD blobs present into a Catalogue (each sidecar once)."""
     problems: list[str] = []
-    parsed: list[ImageVersion] = []
+    readable: list[tuple[str, ImageVersion]] = []
+    usable: list[ImageVersion] = []
     referenced: set[str] = set()
     for blob_name, data in sorted(entries, key=lambda e: e[0]):
         try:
@@ -241,20 +244,21 @@ def build_catalogue(entries: Iterable[tuple[str, bytes]], vhd_names: set[str]) -
         except CatalogueError as exc:
             problems.append(str(exc))
             continue
+        readable.append((blob_name, image))
         referenced.add(image.vhd_blob)
         if image.vhd_blob not in vhd_names:
             problems.append(f"sidecar {blob_name} names VHD {image.vhd_blob}, which is not in the container")
             continue
-        parsed.append(image)
+        usable.append(image)
     for vhd in sorted(vhd_names - referenced):
         problems.append(f"VHD {vhd} has no sidecar (.json) describing it")
 
     chosen: dict[tuple[str, str], ImageVersion] = {}
-    superseded: list[ImageVersion] = []
-    for image in _newest_first(parsed):
-        ident = (imagepaths.key(image.image_path), image.version)
-        if ident in chosen:
-            superseded.append(image)
-        else:
-            chosen[ident] = image
-    return Catalogue(images=_newest_first(chosen.values()), problems=problems, superseded=superseded)
+    for image in _newest_first(usable):
+        chosen.setdefault((imagepaths.key(image.image_path), image.version), image)
+    return Catalogue(
+        images=_newest_first(chosen.values()),
+        problems=problems,
+        all_images=[image for _blob, image in readable],
+        blobs=_version_blobs(readable, vhd_names),
+    )

@@ -1,13 +1,15 @@
-"""Value objects shared by every concern of the factory: configuration, catalogue, inventory, plan.
+"""Value objects shared by every concern of the factory: configuration, catalogue, inventory, factory VMs, plan.
 
-They are plain frozen dataclasses with ``to_dict``/``from_dict`` so that they cross XCom as small JSON
-documents. None of them ever holds a secret (keys, client secrets, SAS tokens).
+They are plain frozen dataclasses; those that cross XCom (the plan and its pairs) have ``to_dict``/``from_dict``
+to travel as small JSON documents. None of them ever holds a secret (keys, client secrets, SAS tokens).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 OsType = Literal["Windows", "Linux"]
@@ -51,41 +53,6 @@ class LabRef:
         """Identity of the lab: subscription + name, case-insensitive (as Azure compares them)."""
         return f"{self.subscription_id.lower()}/{self.lab_name.lower()}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LabRef:
-        return cls(
-            subscription_id=data["subscription_id"],
-            lab_name=data["lab_name"],
-            image_paths=tuple(data.get("image_paths", ())),
-            resource_group=data.get("resource_group"),
-        )
-
-
-@dataclass(frozen=True)
-class FactorySettings:
-    """``Configuration/factory.json``: what the PowerShell scripts took as build parameters."""
-
-    subscription_id: str
-    resource_group: str
-    lab_name: str
-    max_concurrent_jobs: int = 20
-    images_to_save: int = 2
-    schedule: str = "0 2 * * *"
-    pool: str = "image_distribution"
-    container: str = "imagefactoryvhds"
-    arm_conn_id: str = "image_factory_arm"
-    storage_conn_id: str = "image_factory_storage"
-    copy_timeout_minutes: int = 240
-    image_timeout_minutes: int = 60
-    read_sas_hours: int = 4
-    disk_access_seconds: int = 3600
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
 
 @dataclass(frozen=True)
 class ImageVersion:
@@ -103,14 +70,6 @@ class ImageVersion:
     source_vm: str | None = None
     footer_sha256: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ImageVersion:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
 
 @dataclass(frozen=True)
 class LabImage:
@@ -124,14 +83,6 @@ class LabImage:
     os_type: str | None = None
     sysprep: bool | None = None
     vhd_name: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LabImage:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 LabStatus = Literal["ok", "not_found", "forbidden", "error"]
@@ -148,19 +99,26 @@ class LabInventory:
     images: tuple[LabImage, ...] = ()
     message: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LabInventory:
-        return cls(
-            lab=LabRef.from_dict(data["lab"]),
-            status=data["status"],
-            resource_group=data.get("resource_group"),
-            location=data.get("location"),
-            images=tuple(LabImage.from_dict(i) for i in data.get("images", ())),
-            message=data.get("message", ""),
-        )
+@dataclass(frozen=True)
+class FactoryVm:
+    """A VM of the factory lab, as capture and factory clean-up see it (built by the DevTest Labs hook)."""
+
+    name: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    provisioning_state: str = "Succeeded"
+    #: The power state code without its ``PowerState/`` prefix: ``deallocated``, ``running``, ``stopped``…
+    #: (a captured VM someone started again after its capture is left alone).
+    power_state: str = "deallocated"
+    os_type: str = "Windows"
+    os_disk_id: str | None = None
+    #: The lab VM's ``createdDate`` (None when ARM gives none): a sidecar older than the VM is not its capture.
+    created: datetime | None = None
+
+    def tag(self, name: str) -> str | None:
+        """Return the value of tag ``name`` (tag names compare case-insensitively, as in Azure)."""
+        wanted = name.casefold()
+        return next((value for key, value in self.tags.items() if key.casefold() == wanted), None)
 
 
 @dataclass(frozen=True)
@@ -213,9 +171,6 @@ class SkippedPair:
     reason: SkipReason
     detail: str = ""
     version: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkippedPair:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from image_factory import imagepaths
 from image_factory.fanout import region_key
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef, Pair, Plan, SkippedPair, SkipReason
+from image_factory.states import ProvisioningState
 
 _STATUS_REASON: dict[str, SkipReason] = {
     "not_found": "lab_not_found",
@@ -83,7 +84,6 @@ def plan(
     catalogue_images: Iterable[ImageVersion],
     inventories: Mapping[str, LabInventory],
     factory_location: str,
-    run_version: str,
     images_to_save: int,
     lab_filter: Iterable[str] | None = None,
     path_filter: Iterable[str] | None = None,
@@ -96,48 +96,67 @@ def plan(
     """
     if images_to_save < 1:
         raise ValueError(f"images_to_save must be at least 1, not {images_to_save}")
-    catalogue = _index_catalogue(catalogue_images, images_to_save)
-    lab_names = {n.strip().casefold() for n in lab_filter} if lab_filter is not None else None
-    path_sels = [_casefolded(s) for s in path_filter] if path_filter is not None else None
-    path_sels = [s for s in path_sels if s] if path_sels is not None else None
-    factory_region = region_key(factory_location)
+    scope = _Scope(
+        catalogue=_index_catalogue(catalogue_images, images_to_save),
+        lab_names={n.strip().casefold() for n in lab_filter} if lab_filter is not None else None,
+        path_sels=[s for s in map(_casefolded, path_filter) if s] if path_filter is not None else None,
+        factory_region=region_key(factory_location),
+    )
     out = _Builder()
-
     for lab in labs:
-        selectors = [(sel, _casefolded(sel)) for sel in lab.image_paths]
-        selected = [c for c in catalogue if any(_selects(segs, c.segments) for _, segs in selectors)]
-        unmatched = [sel for sel, segs in selectors if not any(_selects(segs, c.segments) for c in catalogue)]
-        subscribed = [c.path for c in selected] + unmatched
-
-        if lab_names is not None and lab.lab_name.casefold() not in lab_names:
-            for path in subscribed:
-                out.skip(lab, path, "filtered", "lab not in this run's lab filter")
-            continue
-        inventory = inventories.get(lab.key)
-        if inventory is None or inventory.status != "ok":
-            reason: SkipReason = _STATUS_REASON.get(inventory.status, "lab_error") if inventory else "lab_error"
-            detail = inventory.message if inventory else "no inventory was taken of this lab"
-            for path in subscribed:
-                out.skip(lab, path, reason, detail)
-            continue
-
-        for sel in unmatched:
-            segs = _casefolded(sel)
-            if path_sels is not None and not any(_selects(f, segs) or _selects(segs, f) for f in path_sels):
-                out.skip(lab, sel, "filtered", "ImagePath not in this run's path filter")
-            else:
-                out.skip(lab, sel, "no_version", "no catalogued image matches this ImagePath")
-
-        present = {image.name.casefold(): image for image in inventory.images}
-        for entry in selected:
-            if path_sels is not None and not any(_selects(f, entry.segments) for f in path_sels):
-                out.skip(lab, entry.path, "filtered", "ImagePath not in this run's path filter")
-                continue
-            for image in entry.retained:
-                _plan_version(
-                    out, lab=lab, inventory=inventory, image=image, present=present, factory_region=factory_region
-                )
+        _plan_lab(out, scope, lab, inventories.get(lab.key))
     return out.build()
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What every lab of one plan is planned against: the catalogue and the run's filters."""
+
+    catalogue: list[_CataloguedPath]
+    lab_names: set[str] | None
+    path_sels: list[tuple[str, ...]] | None
+    factory_region: str
+
+    def filters_out(self, segments: tuple[str, ...], *, either_way: bool = False) -> bool:
+        if self.path_sels is None:
+            return False
+        if either_way:
+            return not any(_selects(f, segments) or _selects(segments, f) for f in self.path_sels)
+        return not any(_selects(f, segments) for f in self.path_sels)
+
+
+def _plan_lab(out: _Builder, scope: _Scope, lab: LabRef, inventory: LabInventory | None) -> None:
+    selectors = [(sel, _casefolded(sel)) for sel in lab.image_paths]
+    selected = [c for c in scope.catalogue if any(_selects(segs, c.segments) for _, segs in selectors)]
+    unmatched = [sel for sel, segs in selectors if not any(_selects(segs, c.segments) for c in scope.catalogue)]
+    subscribed = [c.path for c in selected] + unmatched
+
+    if scope.lab_names is not None and lab.lab_name.casefold() not in scope.lab_names:
+        for path in subscribed:
+            out.skip(lab, path, "filtered", "lab not in this run's lab filter")
+        return
+    if inventory is None or inventory.status != "ok":
+        reason: SkipReason = _STATUS_REASON.get(inventory.status, "lab_error") if inventory else "lab_error"
+        detail = inventory.message if inventory else "no inventory was taken of this lab"
+        for path in subscribed:
+            out.skip(lab, path, reason, detail)
+        return
+
+    for sel in unmatched:
+        if scope.filters_out(_casefolded(sel), either_way=True):
+            out.skip(lab, sel, "filtered", "ImagePath not in this run's path filter")
+        else:
+            out.skip(lab, sel, "no_version", "no catalogued image matches this ImagePath")
+
+    present = {image.name.casefold(): image for image in inventory.images}
+    for entry in selected:
+        if scope.filters_out(entry.segments):
+            out.skip(lab, entry.path, "filtered", "ImagePath not in this run's path filter")
+            continue
+        for image in entry.retained:
+            _plan_version(
+                out, lab=lab, inventory=inventory, image=image, present=present, factory_region=scope.factory_region
+            )
 
 
 def _plan_version(
@@ -152,7 +171,7 @@ def _plan_version(
     path = imagepaths.normalize(image.image_path)
     out.expected.add((lab.lab_name, path, image.version))
     existing = present.get(image.image_name.casefold())
-    if existing is not None and existing.provisioning_state.casefold() == "succeeded":
+    if existing is not None and ProvisioningState.SUCCEEDED.matches(existing.provisioning_state):
         out.skip(lab, path, "already_present", f"{image.image_name} is in the lab", image.version)
         return
     location = inventory.location or ""

@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from image_factory.config import load_factory_settings
-from image_factory.models import FactorySettings
+from image_factory.configuration import FactorySettings, load_factory_settings
 from image_factory.settings import config_dir
 
 

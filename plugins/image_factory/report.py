@@ -9,6 +9,7 @@ from typing import Any, Literal
 from image_factory import imagepaths
 from image_factory.catalogue import version_from_name
 from image_factory.models import LabImage, LabInventory, LabRef, Plan
+from image_factory.states import ProvisioningState
 
 CellState = Literal["ok", "missing", "failed", "not_subscribed", "skipped"]
 
@@ -129,19 +130,19 @@ def _version_states(images: Iterable[LabImage], path_key: str) -> dict[str, str]
         # Images the PowerShell factory made have no version tag; their name ends in -MMM-d-yyyy.
         version = image.version or version_from_name(image.name)
         # A Succeeded copy wins over a failed one of the same version.
-        if version and states.get(version, "").casefold() != "succeeded":
+        if version and not ProvisioningState.SUCCEEDED.matches(states.get(version)):
             states[version] = image.provisioning_state
     return states
 
 
 def _cell(versions: Sequence[str], states: Mapping[str, str], unavailable: str) -> Cell:
-    good = sorted((v for v, s in states.items() if s.casefold() == "succeeded"), reverse=True)
+    good = sorted((v for v, s in states.items() if ProvisioningState.SUCCEEDED.matches(s)), reverse=True)
     issues: list[tuple[str, str, str]] = []
     for version in sorted(set(versions), reverse=True):
         state = states.get(version)
         if state is None:
             issues.append((version, "missing", unavailable))
-        elif state.casefold() != "succeeded":
+        elif not ProvisioningState.SUCCEEDED.matches(state):
             issues.append((version, "failed", f"provisioning state {state}"))
     if issues:
         worst = next((i for i in issues if i[1] == "failed"), issues[0])

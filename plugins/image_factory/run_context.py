@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from airflow.sdk.exceptions import AirflowFailException
 
 from image_factory import naming
-from image_factory.config import Configuration, load_configuration
+from image_factory.configuration import Configuration, load_configuration
 from image_factory.models import LabRef
 from image_factory.settings import DEFAULT_POLL_SECONDS, config_dir
 

@@ -1,11 +1,9 @@
-"""Every setting of the factory read from the environment or the configuration folder, with fallbacks."""
+"""The factory's fixed settings and those read from the environment (factory.json is ``configuration``'s)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 #: The DAG's id.
 DAG_ID = "image_factory"
@@ -15,11 +13,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR_ENV = "IMAGE_FACTORY_CONFIG_DIR"
 #: Env var naming the folder verify writes its JSON report into.
 REPORT_DIR_ENV = "IMAGE_FACTORY_REPORT_DIR"
-#: Defaults used when factory.json cannot be read at DAG parse time.
-DEFAULT_SCHEDULE = "0 2 * * *"
-DEFAULT_POOL = "image_distribution"
-DEFAULT_ARM_CONN_ID = "image_factory_arm"
-DEFAULT_STORAGE_CONN_ID = "image_factory_storage"
 #: Default seconds between two polls of a copy or a custom image (a run's ``copy_poll_seconds`` param wins).
 DEFAULT_POLL_SECONDS = 15
 #: The shortest time from a deferral to the trigger's event. Airflow 3.3 can fail a deferred task whose trigger
@@ -48,24 +41,3 @@ def report_dir() -> Path:
         return Path(value)
     home = os.environ.get("AIRFLOW_HOME", "").strip() or str(Path.home() / "airflow")
     return Path(home) / "reports" / "image_factory"
-
-
-def _factory_json(folder: Path) -> dict[str, Any]:
-    """Read factory.json as a plain dict; an empty dict when it is missing or unreadable."""
-    try:
-        data = json.loads((folder / "factory.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def parse_time_schedule(folder: Path | None = None) -> str:
-    """Return the cron schedule from factory.json (a cheap local read), or the default on any problem."""
-    value = _factory_json(folder or config_dir()).get("Schedule")
-    return value if isinstance(value, str) and value.strip() else DEFAULT_SCHEDULE
-
-
-def parse_time_pool(folder: Path | None = None) -> str:
-    """Return the distribution pool from factory.json (a cheap local read), or the default on any problem."""
-    value = _factory_json(folder or config_dir()).get("Pool")
-    return value if isinstance(value, str) and value.strip() else DEFAULT_POOL

@@ -17,7 +17,7 @@ from typing import Any
 from image_factory import imagepaths, naming
 from image_factory.capture_rules import select_candidates
 from image_factory.catalogue import Catalogue, build_catalogue
-from image_factory.config import Configuration
+from image_factory.configuration import Configuration
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
 from image_factory.fanout import fanout_waves
 from image_factory.models import LabInventory, LabRef, Pair, Plan
@@ -136,7 +136,6 @@ def make_plan(run: RunContext) -> Plan:
         catalogue_images=catalogue.images,
         inventories=take_inventories(run, run.selected_labs()),
         factory_location=str(factory_lab.location or ""),
-        run_version=run.version,
         images_to_save=factory.images_to_save,
         lab_filter=list(run.params.labs) or None,
         path_filter=list(run.params.image_paths) or None,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from image_factory.config import load_factory_settings
+from image_factory.configuration import load_factory_settings
 from image_factory.redact import redact
 from stack.__main__ import DAG_ID, Stack, verify_report
 from tests.drills import invariants

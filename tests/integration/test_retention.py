@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from azure.core.exceptions import ResourceExistsError
 from azure.mgmt.devtestlabs.models import CustomImage
 from azure.storage.blob import BlobClient, BlobServiceClient
@@ -27,10 +28,12 @@ from emulator.vhd import make_disk
 from image_factory import naming
 from image_factory.catalogue import sidecar_json
 from image_factory.exceptions import ImageFactoryError
-from image_factory.hooks.devtestlabs import DevTestLabsHook, custom_image_body
+from image_factory.hooks.devtestlabs import DevTestLabsHook
+from image_factory.hooks.lab_resources import custom_image_body
 from image_factory.models import MANAGED_BY_TAG, ImageVersion, LabRef, Plan
-from image_factory.operators.retire import RetireOperator
-from image_factory.retire import ALREADY_GONE, DELETED, artifact_path, decide, report
+from image_factory.retention.operator import ALREADY_GONE, DELETED, RetireOperator
+from image_factory.retention.steps import Decided, decisions_of, record
+from image_factory.run_context import RunContext, RunParams
 from stack.localazure import LocalAzure, start_local_azure
 
 pytestmark = [pytest.mark.emulator]
@@ -243,8 +246,19 @@ def rows(items: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
     return {(i["kind"], i["where"], i["image_path"], i["version"]) for i in items}
 
 
-def decided(run_id: str) -> dict[str, Any]:
-    return dict(json.loads(artifact_path(D3, run_id).read_text()))
+def decide(
+    params: dict[str, Any], *, plan_doc: dict[str, Any] | None, version: str, run_id: str, folder: Path
+) -> Decided:
+    """Run the decide step on this run's plan (None: the plan task failed) as the DAG's task would."""
+    run = RunContext(params=RunParams.from_mapping(params), version=version, run_id=run_id, folder=folder)
+    return decisions_of(run, Plan.from_dict(plan_doc) if plan_doc is not None else None)
+
+
+def decide_dry(params: dict[str, Any], plan: dict[str, Any], run_id: str, config: Path) -> dict[str, Any]:
+    """Decide in a dry run: nothing to map over; return the decisions handed on to report."""
+    result: Decided = decide({**params, "dry_run": True}, plan_doc=plan, version=D3, run_id=run_id, folder=config)
+    assert result.deletions == []
+    return result.decisions
 
 
 @pytest.mark.parametrize("n", [3, 2, 1])
@@ -252,12 +266,10 @@ def test_dry_run_reports_keep_n_and_changes_nothing(azure: LocalAzure, config: P
     keep(config, n)
     azure.post("/reset-stats", {})
     before = azure.state()
-    run_id = f"dry-{n}"
-    assert decide({"dry_run": True}, plan_doc=NO_PLAN, version=D3, run_id=run_id, folder=config) == []
+    doc = decide_dry({}, NO_PLAN, f"dry-{n}", config)
     assert azure.state() == before
     stats = azure.stats()["arm"]
     assert stats["writes"] == 0 and stats["actions"] == 0
-    doc = decided(run_id)
     assert rows(doc["deletions"]) == EXPECTED[n]
     assert "would delete" in doc["table"]
     assert USER_IMAGE not in json.dumps(doc["deletions"]), "a user's image is never a candidate"
@@ -269,7 +281,7 @@ def test_retention_reads_each_lab_with_one_image_list(azure: LocalAzure, config:
     """Retention needs the images, not the lab's region: one list per lab (and the factory), no lab read."""
     keep(config, 3)
     azure.post("/reset-stats", {})
-    decide({"dry_run": True}, plan_doc=NO_PLAN, version=D3, run_id="reads", folder=config)
+    decide_dry({}, NO_PLAN, "reads", config)
     requests = azure.stats()["arm"]["requests"]
     labs = len(json.loads((config / "labs.json").read_text(encoding="utf-8-sig"))["Labs"])
     assert requests.get("Labs_Get", 0) == 0
@@ -288,9 +300,7 @@ def test_an_inventory_without_a_lab_read_still_finds_a_missing_lab(azure: LocalA
 def test_a_version_this_run_planned_is_kept(config: Path, seeded: Any) -> None:
     keep(config, 2)
     plan = Plan(expected=(("QALab", UB, D1),)).to_dict()
-    items = decide({"dry_run": True}, plan_doc=plan, version=D3, run_id="planned", folder=config)
-    doc = decided("planned")
-    assert items == []
+    doc = decide_dry({}, plan, "planned", config)
     assert rows(doc["deletions"]) == EXPECTED[2] - {r for r in EXPECTED[2] if r[2:] == (UB, D1)}
     kept = {(k["where"], k["version"]) for k in doc["kept"] if k["image_path"] == UB}
     assert ("QALab", D1) in kept and ("(factory storage)", D1) in kept
@@ -301,11 +311,12 @@ def test_an_upload_in_flight_protects_its_version(azure: LocalAzure, config: Pat
     hook = DevTestLabsHook()
     blob = _lab_upload(hook, "QALab", naming.vhd_blob(naming.image_name(UB, D1)), make_disk(64 * 1024, 3), azure)
     try:
-        items = decide({}, plan_doc=NO_PLAN, version=D3, run_id="racing", folder=config)
+        racing = decide({}, plan_doc=NO_PLAN, version=D3, run_id="racing", folder=config)
     finally:
         blob.delete_blob()
-    assert rows(items) == EXPECTED[2] - {r for r in EXPECTED[2] if r[2:] == (UB, D1)}
-    reasons = [k["reason"] for k in decided("racing")["kept"] if (k["image_path"], k["version"]) == (UB, D1)]
+    assert rows(racing.deletions) == EXPECTED[2] - {r for r in EXPECTED[2] if r[2:] == (UB, D1)}
+    assert racing.decisions["deletions"] == racing.deletions
+    reasons = [k["reason"] for k in racing.decisions["kept"] if (k["image_path"], k["version"]) == (UB, D1)]
     assert reasons and all("still uploading" in r for r in reasons)
 
 
@@ -318,11 +329,12 @@ def test_keep_two_then_one_deletes_the_older_versions_and_spares_the_user_image(
 ) -> None:
     for n, run_id in ((2, "real-2"), (1, "real-1")):
         keep(config, n)
-        items = decide({}, plan_doc=NO_PLAN, version=D3, run_id=run_id, folder=config)
+        result = decide({}, plan_doc=NO_PLAN, version=D3, run_id=run_id, folder=config)
+        items = result.deletions
         assert rows(items) == EXPECTED[n] - (EXPECTED[2] if n == 1 else set())
         outcomes = execute(items)
         assert {o["outcome"] for o in outcomes} == {DELETED}
-        assert report(outcomes, version=D3, run_id=run_id)["outcomes"] == {DELETED: len(items)}
+        assert record(result.decisions, outcomes)["outcomes"] == {DELETED: len(items)}
         _wait(azure, lambda s: all(i["provisioning_state"] == "Succeeded" for i in _images(s)))
         # Idempotent: a retry of every deletion finds it gone.
         assert {o["outcome"] for o in execute(items)} == {ALREADY_GONE}
@@ -332,7 +344,7 @@ def test_keep_two_then_one_deletes_the_older_versions_and_spares_the_user_image(
     assert USER_IMAGE in {i["name"] for i in _images(state)}
     stems = {naming.image_name(p, v) for p, v in SEEDED_CATALOGUE if v == D3 and p != LEGACY}
     assert catalogue_blobs(state) == {f"{s}{ext}" for s in stems for ext in (".json", ".vhd")}
-    assert decide({}, plan_doc=NO_PLAN, version=D3, run_id="after", folder=config) == []
+    assert decide({}, plan_doc=NO_PLAN, version=D3, run_id="after", folder=config).deletions == []
 
 
 def test_factory_clean_up_deletes_captured_and_failed_vms_then_fails(azure: LocalAzure, config: Path) -> None:
@@ -349,9 +361,10 @@ def test_factory_clean_up_deletes_captured_and_failed_vms_then_fails(azure: Loca
         source="vm-datacenter-wip",
     )
     params = {"retire": False, "clean_factory": True}
-    items = decide(params, plan_doc=NO_PLAN, version=D3, run_id="clean", folder=config)
+    clean = decide(params, plan_doc=NO_PLAN, version=D3, run_id="clean", folder=config)
+    items = clean.deletions
     assert {(i["name"], i["error"]) for i in items} == {("vm-ubuntu", False), ("vm-broken", True)}
-    kept = {k["name"]: k["reason"] for k in decided("clean")["kept"]}
+    kept = {k["name"]: k["reason"] for k in clean.decisions["kept"]}
     assert "FactoryIgnore" in kept["vm-keep"]
     assert "untagged" in kept["vm-scratch"]
     assert "not captured" in kept["vm-datacenter"], "its sidecar predates the VM"
@@ -359,11 +372,11 @@ def test_factory_clean_up_deletes_captured_and_failed_vms_then_fails(azure: Loca
     before = vms(azure.state())
     outcomes = execute(items)
     with pytest.raises(ImageFactoryError, match="vm-broken"):
-        report(outcomes, version=D3, run_id="clean")
+        record(clean.decisions, outcomes)
     assert vms(azure.state()) == before - {"vm-ubuntu", "vm-broken"}
-    assert decide(params, plan_doc=NO_PLAN, version=D3, run_id="clean-again", folder=config) == []
+    assert decide(params, plan_doc=NO_PLAN, version=D3, run_id="clean-again", folder=config).deletions == []
 
 
 def test_without_a_plan_nothing_is_retired(config: Path) -> None:
-    with pytest.raises(ImageFactoryError, match="plan"):
+    with pytest.raises(AirflowFailException, match="plan"):
         decide({}, plan_doc=None, version=D3, run_id="no-plan", folder=config)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from image_factory import naming
-from image_factory.capture_rules import CaptureJob, FactoryVm, SkippedVm, select_candidates
+from image_factory.capture_rules import CaptureJob, SkippedVm, select_candidates
 from image_factory.catalogue import Catalogue
-from image_factory.models import ImageVersion
+from image_factory.models import FactoryVm, ImageVersion
 
 VERSION = "2024-05-01"
 GOLDEN = [

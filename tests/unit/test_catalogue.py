@@ -20,6 +20,7 @@ from image_factory.catalogue import (
 )
 from image_factory.exceptions import ImageFactoryError
 from image_factory.models import ImageVersion
+from tests.unit.catalogued import image_version
 
 # What Windows PowerShell 5.1 wrote: ConvertTo-Json of a hashtable (random key order, two spaces after the
 # colon, ' escaped as \u0027) piped to Out-File (UTF-16 LE with a BOM, CRLF line ends).
@@ -103,8 +104,7 @@ def _ours(path: str, version: str, *, timestamp: str = "") -> tuple[str, bytes, 
 def test_sidecar_round_trip(image: ImageVersion) -> None:
     data = sidecar_json(image)
     parsed = parse_sidecar(naming.sidecar_blob(image.image_name), data)
-    expected_timestamp = image.timestamp
-    assert parsed == ImageVersion(**{**image.to_dict(), "timestamp": expected_timestamp})
+    assert parsed == image
 
 
 def test_sidecar_has_the_original_fields_and_ours() -> None:
@@ -284,7 +284,7 @@ def test_build_catalogue_reports_problems() -> None:
     assert "broken.json" in joined
 
 
-def test_catalogue_by_path_retained_expired_find() -> None:
+def test_catalogue_find() -> None:
     versions = ["2024-05-01", "2024-05-03", "2024-05-02"]
     entries = []
     vhds = set()
@@ -297,20 +297,50 @@ def test_catalogue_by_path_retained_expired_find() -> None:
     vhds.add(vhd)
     cat = build_catalogue(entries, vhds)
     assert cat.problems == []
-    by_path = cat.by_path()
-    assert list(by_path) == ["ubuntu/ubuntu2204.json", "win2016/datacenter.json"]
-    assert [i.version for i in by_path["win2016/datacenter.json"]] == ["2024-05-03", "2024-05-02", "2024-05-01"]
-    retained = cat.retained(2)
-    assert sorted((i.image_path, i.version) for i in retained) == [
-        ("Ubuntu/Ubuntu2204.json", "2024-05-02"),
-        ("Win2016/Datacenter.json", "2024-05-02"),
+    assert [(i.image_path, i.version) for i in cat.images] == [
         ("Win2016/Datacenter.json", "2024-05-03"),
+        ("Win2016/Datacenter.json", "2024-05-02"),
+        ("Ubuntu/Ubuntu2204.json", "2024-05-02"),
+        ("Win2016/Datacenter.json", "2024-05-01"),
     ]
-    assert [(i.image_path, i.version) for i in cat.expired(2)] == [("Win2016/Datacenter.json", "2024-05-01")]
     found = cat.find("WIN2016\\datacenter.json", "2024-05-02")
     assert found is not None and found.version == "2024-05-02"
     assert cat.find("Win2016/Datacenter.json", "2024-04-30") is None
     assert cat.find("Win2016", "2024-05-02") is None
+
+
+def test_catalogue_lists_sidecar_then_vhd_of_every_copy_of_aimage_version() -> None:
+    a = image_version("Win2016/Datacenter.json", "2025-01-01", ts="2025-01-01T02:00:00+00:00")
+    dup = image_version("win2016\\DATACENTER.json", "2025-01-01", name="old-copy", ts="2025-01-01T01:00:00+00:00")
+    b = image_version("Ubuntu/Ubuntu2204.json", "2025-01-02")
+    sidecars = [(f"{i.image_name}.json", sidecar_json(i)) for i in (a, dup, b)]
+    sidecars.append(("junk.json", b"not json"))
+    found = build_catalogue(sidecars, {a.vhd_blob, dup.vhd_blob, b.vhd_blob, "orphan.vhd"})
+    assert [i.image_name for i in found.images] == [b.image_name, a.image_name]
+    assert {i.image_name for i in found.all_images} == {a.image_name, dup.image_name, b.image_name}
+    blobs = found.blobs_of("WIN2016/Datacenter.json", "2025-01-01")
+    assert sorted(blobs[:2]) == sorted([f"{a.image_name}.json", "old-copy.json"])
+    assert sorted(blobs[2:]) == sorted([a.vhd_blob, dup.vhd_blob])
+    assert found.blobs_of("Ubuntu/Ubuntu2204.json", "2025-01-01") == []
+    assert any("orphan.vhd" in p for p in found.problems)
+
+
+def test_each_sidecar_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import image_factory.catalogue as catalogue_module
+
+    a = image_version("Win2016/Datacenter.json", "2025-01-01")
+    b = image_version("Ubuntu/Ubuntu2204.json", "2025-01-02")
+    parsed: list[str] = []
+    real = catalogue_module.parse_sidecar
+
+    def counting(blob_name: str, data: bytes) -> ImageVersion:
+        parsed.append(blob_name)
+        return real(blob_name, data)
+
+    monkeypatch.setattr(catalogue_module, "parse_sidecar", counting)
+    found = build_catalogue([(f"{i.image_name}.json", sidecar_json(i)) for i in (a, b)], {a.vhd_blob, b.vhd_blob})
+    assert sorted(parsed) == sorted(f"{i.image_name}.json" for i in (a, b))
+    assert found.blobs_of(a.image_path, a.version) == [f"{a.image_name}.json", a.vhd_blob]
 
 
 def test_same_day_powershell_images_keep_the_newest() -> None:
@@ -331,8 +361,9 @@ def test_same_day_powershell_images_keep_the_newest() -> None:
         [("a.json", json.dumps(early).encode()), ("b.json", json.dumps(late).encode())], {"a.vhd", "b.vhd"}
     )
     assert [i.image_name for i in cat.images] == ["Win2012R2_VS2017-Jan-2-2021A"]
-    assert [i.image_name for i in cat.superseded] == ["Win2012R2_VS2017-Jan-2-2021"]
-    assert [i.image_name for i in cat.expired(5)] == ["Win2012R2_VS2017-Jan-2-2021"]
+    # The older one is still known (its sourceVm was captured) and its blobs go with the version.
+    assert {i.image_name for i in cat.all_images} == {"Win2012R2_VS2017-Jan-2-2021", "Win2012R2_VS2017-Jan-2-2021A"}
+    assert sorted(cat.blobs_of("Win2012R2\\VS2017.json", "2021-01-02")) == ["a.json", "a.vhd", "b.json", "b.vhd"]
     assert cat.problems == []
 
 
@@ -342,12 +373,13 @@ def test_mixed_old_and_new_sidecars_share_one_path() -> None:
     cat = build_catalogue(
         [(ours[0], ours[1]), ("3f1b.json", ps_data)], {ours[2], "3f1b7a2e-5c1d-4e8b-9a57-2f0c6d1e9b44.vhd"}
     )
-    assert [i.version for i in cat.by_path()["win2016/datacenter.json"]] == ["2024-05-01", "2018-03-14"]
-    assert [i.version for i in cat.retained(1)] == ["2024-05-01"]
+    assert [(i.image_path, i.version) for i in cat.images] == [
+        ("Win2016/Datacenter.json", "2024-05-01"),
+        ("Win2016/Datacenter.json", "2018-03-14"),
+    ]
 
 
 def test_empty_catalogue() -> None:
     cat = build_catalogue([], set())
     assert cat == Catalogue()
-    assert cat.by_path() == {}
-    assert cat.retained(2) == []
+    assert cat.images == [] and cat.all_images == [] and cat.blobs == {}

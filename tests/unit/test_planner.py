@@ -65,7 +65,6 @@ def run(
 ) -> Plan:
     args: dict[str, object] = {
         "factory_location": "West Europe",
-        "run_version": TODAY,
         "images_to_save": 2,
     }
     args.update(kwargs)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import Any
-
-from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.microsoft.azure.hooks.compute import AzureComputeHook
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient
@@ -13,8 +9,8 @@ from azure.mgmt.compute.aio import ComputeManagementClient as AsyncComputeManage
 from azure.mgmt.compute.models import GrantAccessData
 
 from image_factory.exceptions import CaptureError
-from image_factory.hooks.credentials import ArmSettings, arm_settings
-from image_factory.hooks.devtestlabs import arm_error
+from image_factory.hooks.arm import ArmClients, AsyncArmClients
+from image_factory.hooks.credentials import ArmSettings
 from image_factory.redact import mask
 
 
@@ -44,26 +40,16 @@ class FactoryComputeHook(AzureComputeHook):
 
     def __init__(self, azure_conn_id: str = default_conn_name) -> None:
         super().__init__(azure_conn_id=azure_conn_id)
-        self._clients: dict[str, ComputeManagementClient] = {}
+        self.clients = ArmClients(ComputeManagementClient, lambda: self.get_connection(self.conn_id))
 
-    @cached_property
+    @property
     def settings(self) -> ArmSettings:
         """Return the connection's ARM settings."""
-        return arm_settings(self.get_connection(self.conn_id))
-
-    @cached_property
-    def credential(self) -> Any:
-        """Return the sync credential, built once per hook."""
-        return self.settings.credential()
+        return self.clients.settings
 
     def client(self, subscription_id: str) -> ComputeManagementClient:
         """Return a Compute client for ``subscription_id`` (cached)."""
-        key = subscription_id.lower()
-        if key not in self._clients:
-            self._clients[key] = ComputeManagementClient(
-                self.credential, subscription_id, **self.settings.client_kwargs()
-            )
-        return self._clients[key]
+        return self.clients.client(subscription_id)
 
     def get_conn(self) -> ComputeManagementClient:
         """Return a Compute client for the connection's own subscription."""
@@ -71,12 +57,9 @@ class FactoryComputeHook(AzureComputeHook):
 
     async def get_async_conn(self) -> AsyncComputeManagementClient:
         """Return an async Compute client honouring the connection's endpoint, CA and authority."""
-        if self._async_conn is not None:
-            return self._async_conn
-        settings = arm_settings(await get_async_connection(self.conn_id))
-        self._async_conn = AsyncComputeManagementClient(
-            settings.async_credential(), str(settings.subscription_id), **settings.async_client_kwargs()
-        )
+        if self._async_conn is None:
+            clients = AsyncArmClients(AsyncComputeManagementClient, self.conn_id)
+            self._async_conn = await clients.client(str((await clients.settings()).subscription_id))
         return self._async_conn
 
     def grant_disk_read(self, disk_id: str, seconds: int) -> str:
@@ -89,9 +72,7 @@ class FactoryComputeHook(AzureComputeHook):
             )
             access = poller.result()
         except HttpResponseError as exc:
-            raise arm_error(
-                exc, action="grant read access", scope=f"disk {name}", principal=self.settings.principal
-            ) from exc
+            raise self.clients.fail(exc, "grant read access", f"disk {name}") from exc
         sas = getattr(access, "access_sas", None)
         if not sas:
             raise CaptureError(f"disk {name}: grant access returned no SAS URL")
@@ -107,6 +88,4 @@ class FactoryComputeHook(AzureComputeHook):
         except ResourceNotFoundError:
             return
         except HttpResponseError as exc:
-            raise arm_error(
-                exc, action="revoke disk access", scope=f"disk {name}", principal=self.settings.principal
-            ) from exc
+            raise self.clients.fail(exc, "revoke disk access", f"disk {name}") from exc

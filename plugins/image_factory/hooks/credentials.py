@@ -8,8 +8,9 @@ falls back to the provider's ``DefaultAzureCredential`` behaviour (managed or wo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.microsoft.azure.utils import (
     get_async_default_azure_credential,
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
-DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 
 #: Retries for ARM calls: throttling (429) and transient 5xx, honouring ``Retry-After``.
 RETRY_TOTAL = 6
@@ -71,22 +71,17 @@ class ArmSettings:
 
     def client_kwargs(self) -> dict[str, Any]:
         """Return keyword arguments for an Azure management client: endpoint, CA bundle, retries."""
-        return {
-            "base_url": self.arm_endpoint,
-            "connection_verify": self.connection_verify,
-            "retry_policy": RetryPolicy(
-                retry_total=RETRY_TOTAL,
-                retry_backoff_factor=RETRY_BACKOFF_FACTOR,
-                retry_backoff_max=RETRY_BACKOFF_MAX,
-            ),
-        }
+        return self._client_kwargs(RetryPolicy)
 
     def async_client_kwargs(self) -> dict[str, Any]:
         """Return keyword arguments for an async Azure management client."""
+        return self._client_kwargs(AsyncRetryPolicy)
+
+    def _client_kwargs(self, policy: type[RetryPolicy] | type[AsyncRetryPolicy]) -> dict[str, Any]:
         return {
             "base_url": self.arm_endpoint,
             "connection_verify": self.connection_verify,
-            "retry_policy": AsyncRetryPolicy(
+            "retry_policy": policy(
                 retry_total=RETRY_TOTAL,
                 retry_backoff_factor=RETRY_BACKOFF_FACTOR,
                 retry_backoff_max=RETRY_BACKOFF_MAX,
@@ -103,28 +98,22 @@ class ArmSettings:
 
     def credential(self) -> TokenCredential:
         """Build the sync credential: client secret if configured, else ``DefaultAzureCredential``."""
-        if self.has_client_secret:
-            return ClientSecretCredential(
-                tenant_id=str(self.tenant_id),
-                client_id=str(self.client_id),
-                client_secret=str(self.client_secret),
-                **self._identity_kwargs(),
-            )
-        return get_sync_default_azure_credential(
-            managed_identity_client_id=self.managed_identity_client_id,
-            workload_identity_tenant_id=self.workload_identity_tenant_id,
-        )
+        return cast("TokenCredential", self._credential(ClientSecretCredential, get_sync_default_azure_credential))
 
     def async_credential(self) -> AsyncTokenCredential:
         """Build the async credential (``azure.identity.aio``) for triggers."""
+        credential = self._credential(AsyncClientSecretCredential, get_async_default_azure_credential)
+        return cast("AsyncTokenCredential", credential)
+
+    def _credential(self, client_secret: Callable[..., Any], default: Callable[..., Any]) -> Any:
         if self.has_client_secret:
-            return AsyncClientSecretCredential(
+            return client_secret(
                 tenant_id=str(self.tenant_id),
                 client_id=str(self.client_id),
                 client_secret=str(self.client_secret),
                 **self._identity_kwargs(),
             )
-        return get_async_default_azure_credential(
+        return default(
             managed_identity_client_id=self.managed_identity_client_id,
             workload_identity_tenant_id=self.workload_identity_tenant_id,
         )

@@ -3,145 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Unpack
 
-from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.microsoft.azure.hooks.base_azure import AzureBaseHook
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.devtestlabs import DevTestLabsClient
 from azure.mgmt.devtestlabs.aio import DevTestLabsClient as AsyncDevTestLabsClient
-from azure.mgmt.devtestlabs.models import CustomImage, CustomImagePropertiesCustom
 
-from image_factory.capture_rules import FactoryVm
 from image_factory.exceptions import AzureRequestError, ForbiddenError, LabNotFoundError
-from image_factory.hooks.credentials import ArmSettings, arm_settings
-from image_factory.models import (
-    IMAGE_PATH_TAG,
-    MANAGED_BY_TAG,
-    MANAGED_BY_VALUE,
-    VERSION_TAG,
-    LabImage,
-    LabInventory,
-    LabRef,
+from image_factory.hooks.arm import ArmClients, AsyncArmClients, arm_message
+from image_factory.hooks.lab_resources import (
+    CustomImageSpec,
+    custom_image_body,
+    factory_vm,
+    lab_image,
+    lab_scope,
+    resource_group_of,
 )
+from image_factory.models import LabImage, LabInventory, LabRef
 from image_factory.redact import redact
+from image_factory.states import ProvisioningState
 
 if TYPE_CHECKING:
-    from azure.mgmt.devtestlabs.models import Lab, LabVirtualMachine
+    from azure.mgmt.devtestlabs.models import Lab
+
+    from image_factory.hooks.credentials import ArmSettings
+    from image_factory.models import FactoryVm
 
 API_VERSION = "2018-09-15"
 #: ``$expand`` that makes ``virtualMachines.list`` return the compute VM (OS disk id, power state).
 VM_EXPAND = "properties($expand=computeVm)"
-#: Terminal and in-flight ``provisioningState`` values of an ARM resource.
-SUCCEEDED = "Succeeded"
-FAILED_STATES = frozenset({"Failed", "Canceled"})
-
-
-def _arm_message(exc: HttpResponseError) -> tuple[str | None, str]:
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None) if error is not None else None
-    message = getattr(error, "message", None) if error is not None else None
-    return code, redact(str(message or exc.reason or exc.message or "no detail"))
-
-
-def arm_error(exc: HttpResponseError, *, action: str, scope: str, principal: str) -> AzureRequestError:
-    """Translate an ARM error into the factory's exception, with a message that says what to fix."""
-    status = exc.status_code
-    code, message = _arm_message(exc)
-    if status == 403:
-        return ForbiddenError(
-            f"principal {principal} may not {action} on {scope} ({code or 'Forbidden'}: {message}). "
-            "Assign it the 'DevTest Labs User' role on the lab (or Contributor on its resource group).",
-            code=code,
-            status=status,
-        )
-    if status == 404:
-        return AzureRequestError(
-            f"{scope} was not found when trying to {action} ({code or 'NotFound'}: {message}). "
-            "Check the names in labs.json / factory.json.",
-            code=code,
-            status=status,
-        )
-    return AzureRequestError(
-        f"Azure refused to {action} on {scope} (HTTP {status} {code or ''}: {message}).",
-        code=code,
-        status=status,
-    )
-
-
-def lab_scope(subscription_id: str, resource_group: str | None, lab_name: str) -> str:
-    """Return a readable ARM scope of a lab for messages."""
-    group = resource_group or "?"
-    return f"lab {lab_name} (subscription {subscription_id}, resource group {group})"
-
-
-def resource_group_of(resource_id: str) -> str | None:
-    """Return the resource group segment of an ARM resource id."""
-    parts = resource_id.strip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    if "resourcegroups" in lowered:
-        idx = lowered.index("resourcegroups")
-        if idx + 1 < len(parts):
-            return parts[idx + 1]
-    return None
-
-
-def lab_image(image: CustomImage) -> LabImage:
-    """Map an SDK custom image to the factory's ``LabImage``."""
-    tags = image.tags or {}
-    vhd = image.vhd
-    return LabImage(
-        name=str(image.name),
-        provisioning_state=str(image.provisioning_state or "Unknown"),
-        image_path=tags.get(IMAGE_PATH_TAG),
-        version=tags.get(VERSION_TAG),
-        managed=tags.get(MANAGED_BY_TAG) == MANAGED_BY_VALUE,
-        os_type=str(vhd.os_type) if vhd is not None and vhd.os_type else None,
-        sysprep=vhd.sys_prep if vhd is not None else None,
-        vhd_name=vhd.image_name if vhd is not None else None,
-    )
-
-
-def power_state(vm: LabVirtualMachine) -> str:
-    """Return a lab VM's power state code without its ``PowerState/`` prefix (``deallocated``, ``running``…)."""
-    compute = vm.compute_vm
-    for status in (compute.statuses or []) if compute is not None else []:
-        code = str(status.code or "")
-        if code.startswith("PowerState/"):
-            return code.split("/", 1)[1]
-    return str(vm.last_known_power_state or "unknown").lower()
-
-
-def factory_vm(vm: LabVirtualMachine) -> FactoryVm:
-    """Map an SDK lab VM (with ``computeVm`` expanded) to ``FactoryVm``."""
-    compute = vm.compute_vm
-    return FactoryVm(
-        name=str(vm.name),
-        tags=dict(vm.tags or {}),
-        provisioning_state=str(vm.provisioning_state or "Unknown"),
-        power_state=power_state(vm),
-        os_type=str(vm.os_type or (compute.os_type if compute is not None else None) or "Windows"),
-        os_disk_id=compute.os_disk_id if compute is not None else None,
-    )
-
-
-def custom_image_body(
-    *,
-    vhd_name: str,
-    os_type: str,
-    sysprep: bool,
-    image_path: str,
-    version: str,
-    description: str = "",
-) -> CustomImage:
-    """Build the custom image PUT body (a VHD-based image tagged as managed by the factory)."""
-    return CustomImage(
-        vhd=CustomImagePropertiesCustom(image_name=vhd_name, sys_prep=sysprep, os_type=os_type),
-        description=description or f"{image_path} ({version}), made by the image factory",
-        tags={IMAGE_PATH_TAG: image_path, VERSION_TAG: version, MANAGED_BY_TAG: MANAGED_BY_VALUE},
-    )
 
 
 class DevTestLabsHook(AzureBaseHook):
@@ -159,17 +50,12 @@ class DevTestLabsHook(AzureBaseHook):
     def __init__(self, arm_conn_id: str = default_conn_name) -> None:
         super().__init__(sdk_client=DevTestLabsClient, conn_id=arm_conn_id)
         self.arm_conn_id = arm_conn_id
-        self._clients: dict[str, DevTestLabsClient] = {}
+        self.clients = ArmClients(DevTestLabsClient, lambda: self.get_connection(self.conn_id), api_version=API_VERSION)
 
-    @cached_property
+    @property
     def settings(self) -> ArmSettings:
         """Return the connection's ARM settings (endpoint, CA, identity)."""
-        return arm_settings(self.get_connection(self.conn_id))
-
-    @cached_property
-    def credential(self) -> Any:
-        """Return the sync credential, built once per hook."""
-        return self.settings.credential()
+        return self.clients.settings
 
     def get_conn(self) -> DevTestLabsClient:
         """Return a client for the connection's own subscription (extra ``subscriptionId``)."""
@@ -181,18 +67,10 @@ class DevTestLabsHook(AzureBaseHook):
 
     def client(self, subscription_id: str) -> DevTestLabsClient:
         """Return a DevTest Labs client for ``subscription_id`` (cached per subscription)."""
-        key = subscription_id.lower()
-        if key not in self._clients:
-            self._clients[key] = DevTestLabsClient(
-                self.credential,
-                subscription_id,
-                api_version=API_VERSION,
-                **self.settings.client_kwargs(),
-            )
-        return self._clients[key]
+        return self.clients.client(subscription_id)
 
     def _fail(self, exc: HttpResponseError, action: str, scope: str) -> AzureRequestError:
-        return arm_error(exc, action=action, scope=scope, principal=self.settings.principal)
+        return self.clients.fail(exc, action, scope)
 
     # Labs -----------------------------------------------------------------------------------------------
     def get_lab(self, subscription_id: str, resource_group: str, lab_name: str) -> Lab:
@@ -201,7 +79,7 @@ class DevTestLabsHook(AzureBaseHook):
         try:
             return self.client(subscription_id).labs.get(resource_group, lab_name)
         except ResourceNotFoundError as exc:
-            _, message = _arm_message(exc)
+            _, message = arm_message(exc)
             raise LabNotFoundError(
                 f"{scope} does not exist ({message}): fix labs.json or create the lab", status=404
             ) from exc
@@ -269,24 +147,13 @@ class DevTestLabsHook(AzureBaseHook):
 
     # Factory VMs ----------------------------------------------------------------------------------------
     def list_vms(self, subscription_id: str, resource_group: str, lab_name: str) -> list[FactoryVm]:
-        """List the lab's VMs with their compute VM (OS disk, power state) as ``FactoryVm``s."""
+        """List the lab's VMs with their compute VM (OS disk, power state) and creation date as ``FactoryVm``s."""
         scope = lab_scope(subscription_id, resource_group, lab_name)
         try:
             vms = list(self.client(subscription_id).virtual_machines.list(resource_group, lab_name, expand=VM_EXPAND))
         except HttpResponseError as exc:
             raise self._fail(exc, "list the factory VMs", scope) from exc
         return [factory_vm(vm) for vm in vms]
-
-    def list_vms_created(
-        self, subscription_id: str, resource_group: str, lab_name: str
-    ) -> list[tuple[FactoryVm, datetime | None]]:
-        """List the lab's VMs as ``list_vms`` does, each with its ``createdDate`` (None when ARM gives none)."""
-        scope = lab_scope(subscription_id, resource_group, lab_name)
-        try:
-            vms = list(self.client(subscription_id).virtual_machines.list(resource_group, lab_name, expand=VM_EXPAND))
-        except HttpResponseError as exc:
-            raise self._fail(exc, "list the factory VMs", scope) from exc
-        return [(factory_vm(vm), getattr(vm, "created_date", None)) for vm in vms]
 
     def delete_vm(self, subscription_id: str, resource_group: str, lab_name: str, vm_name: str) -> bool:
         """Delete a lab VM and wait for it; return False when it did not exist (already gone is success)."""
@@ -343,9 +210,7 @@ class DevTestLabsHook(AzureBaseHook):
 
     def close(self) -> None:
         """Close every cached client."""
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        self.clients.close()
 
 
 class DevTestLabsAsyncHook(DevTestLabsHook):
@@ -353,30 +218,15 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
 
     def __init__(self, arm_conn_id: str = DevTestLabsHook.default_conn_name) -> None:
         super().__init__(arm_conn_id=arm_conn_id)
-        self._async_clients: dict[str, AsyncDevTestLabsClient] = {}
-        self._async_settings: ArmSettings | None = None
-        self._async_credential: Any = None
+        self.async_clients = AsyncArmClients(AsyncDevTestLabsClient, self.conn_id, api_version=API_VERSION)
 
     async def async_settings(self) -> ArmSettings:
         """Return the connection's ARM settings, read through the async connection API."""
-        if self._async_settings is None:
-            self._async_settings = arm_settings(await get_async_connection(self.conn_id))
-        return self._async_settings
+        return await self.async_clients.settings()
 
     async def async_client(self, subscription_id: str) -> AsyncDevTestLabsClient:
         """Return an async DevTest Labs client for ``subscription_id`` (cached)."""
-        key = subscription_id.lower()
-        if key not in self._async_clients:
-            settings = await self.async_settings()
-            if self._async_credential is None:
-                self._async_credential = settings.async_credential()
-            self._async_clients[key] = AsyncDevTestLabsClient(
-                self._async_credential,
-                subscription_id,
-                api_version=API_VERSION,
-                **settings.async_client_kwargs(),
-            )
-        return self._async_clients[key]
+        return await self.async_clients.client(subscription_id)
 
     async def custom_image_state_async(
         self, subscription_id: str, resource_group: str, lab_name: str, image_name: str
@@ -388,10 +238,9 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
         except ResourceNotFoundError:
             return None
         except HttpResponseError as exc:
-            principal = (await self.async_settings()).principal
             scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
-            raise arm_error(exc, action="read the custom image", scope=scope, principal=principal) from exc
-        return str(image.provisioning_state or "Unknown")
+            raise await self.async_clients.fail(exc, "read the custom image", scope) from exc
+        return str(image.provisioning_state or ProvisioningState.UNKNOWN)
 
     async def create_custom_image_and_wait_async(
         self,
@@ -400,14 +249,9 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
         lab_name: str,
         image_name: str,
         *,
-        vhd_name: str,
-        os_type: str,
-        sysprep: bool,
-        image_path: str,
-        version: str,
-        description: str = "",
         timeout: float,
         polling_interval: float = 15.0,
+        **image: Unpack[CustomImageSpec],
     ) -> str:
         """Create the custom image and follow ARM's long-running operation; return its final provisioning state.
 
@@ -415,14 +259,7 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
         ``Retry-After`` says (``polling_interval`` only when it says nothing). A refused PUT raises; an operation
         that ends Failed/Canceled returns ``"Failed"``; one still running after ``timeout`` seconds ``"Creating"``.
         """
-        body = custom_image_body(
-            vhd_name=vhd_name,
-            os_type=os_type,
-            sysprep=sysprep,
-            image_path=image_path,
-            version=version,
-            description=description,
-        )
+        body = custom_image_body(**image)
         client = await self.async_client(subscription_id)
         scope = f"custom image {image_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
         try:
@@ -430,16 +267,15 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
                 resource_group, lab_name, image_name, body, polling_interval=polling_interval
             )
         except HttpResponseError as exc:
-            principal = (await self.async_settings()).principal
-            raise arm_error(exc, action="create the custom image", scope=scope, principal=principal) from exc
+            raise await self.async_clients.fail(exc, "create the custom image", scope) from exc
         try:
             result = await asyncio.wait_for(poller.result(), timeout=max(1.0, timeout))
         except HttpResponseError as exc:
             self.log.warning("%s: creation ended with %s", scope, redact(str(exc))[:300])
-            return "Failed"
+            return ProvisioningState.FAILED
         except TimeoutError:
-            return "Creating"
-        return str(getattr(result, "provisioning_state", None) or SUCCEEDED)
+            return ProvisioningState.CREATING
+        return str(getattr(result, "provisioning_state", None) or ProvisioningState.SUCCEEDED)
 
     async def generate_upload_uri_async(
         self, subscription_id: str, resource_group: str, lab_name: str, blob_name: str
@@ -449,19 +285,13 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
         try:
             response = await client.labs.generate_upload_uri(resource_group, lab_name, blob_name=blob_name)
         except HttpResponseError as exc:
-            principal = (await self.async_settings()).principal
             scope = lab_scope(subscription_id, resource_group, lab_name)
-            raise arm_error(exc, action="generate an upload URI", scope=scope, principal=principal) from exc
+            raise await self.async_clients.fail(exc, "generate an upload URI", scope) from exc
         return str(response.upload_uri)
 
     async def aclose(self) -> None:
         """Close every async client and the async credential."""
-        for client in self._async_clients.values():
-            await client.close()
-        self._async_clients.clear()
-        if self._async_credential is not None:
-            await self._async_credential.close()
-            self._async_credential = None
+        await self.async_clients.aclose()
 
     async def __aenter__(self) -> DevTestLabsAsyncHook:
         return self

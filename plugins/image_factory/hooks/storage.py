@@ -7,15 +7,14 @@ through the SAS URL DevTest Labs ``generateUploadUri`` returns.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.microsoft.azure.hooks.wasb import WasbAsyncHook, WasbHook
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobSasPermissions, ContentSettings, generate_blob_sas
 from azure.storage.blob.aio import BlobClient as AsyncBlobClient
 
@@ -23,15 +22,11 @@ from image_factory.exceptions import AzureRequestError
 from image_factory.redact import mask, redact, strip_query
 
 if TYPE_CHECKING:
-    from azure.storage.blob import BlobProperties, BlobServiceClient
+    from azure.storage.blob import BlobProperties
 
 #: Size of a VHD footer; a fixed VHD ends with one starting with ``conectix``.
 VHD_FOOTER_SIZE = 512
 VHD_COOKIE = b"conectix"
-#: Blob copy states (``x-ms-copy-status``).
-COPY_PENDING = "pending"
-COPY_SUCCESS = "success"
-COPY_FAILED = frozenset({"failed", "aborted"})
 
 
 @dataclass(frozen=True)
@@ -111,18 +106,22 @@ def sas_copy_state(url: str, verify: str | bool = True) -> CopyState:
             return CopyState(exists=False)
 
 
+def _start_copy(blob: BlobClient, source_url: str, where: str) -> str:
+    """Start a server-side copy of ``source_url`` into ``blob``; return the copy id."""
+    try:
+        result = blob.start_copy_from_url(source_url)
+    except HttpResponseError as exc:
+        raise AzureRequestError(
+            f"starting the copy into {where} failed (HTTP {exc.status_code}): {redact(str(exc.reason or exc.message))}",
+            status=exc.status_code,
+        ) from exc
+    return str(result.get("copy_id") or "")
+
+
 def start_copy_to_sas(dest_url: str, source_url: str, verify: str | bool = True) -> str:
     """Start a server-side copy of ``source_url`` into the blob behind ``dest_url``; return the copy id."""
     with sas_blob_client(dest_url, verify) as blob:
-        try:
-            result = blob.start_copy_from_url(source_url)
-        except HttpResponseError as exc:
-            raise AzureRequestError(
-                f"starting the copy into {strip_query(dest_url)} failed (HTTP {exc.status_code}): "
-                f"{redact(str(exc.reason or exc.message))}",
-                status=exc.status_code,
-            ) from exc
-    return str(result.get("copy_id") or "")
+        return _start_copy(blob, source_url, strip_query(dest_url))
 
 
 def delete_sas_blob(url: str, verify: str | bool = True) -> bool:
@@ -135,16 +134,25 @@ def delete_sas_blob(url: str, verify: str | bool = True) -> bool:
     return True
 
 
-class FactoryStorageHook(WasbHook):
-    """The factory's storage account: catalogue listing, sidecars, VHD footers, read SAS, copies."""
+class _FactoryStorageConnection:
+    """The factory's ``wasb`` connection, as the provider's hooks declare one (shared by the sync and async hook)."""
 
     conn_name_attr = "wasb_conn_id"
     default_conn_name = "image_factory_storage"
     conn_type = "wasb"
-    hook_name = "Azure Blob Storage (Image Factory)"
 
     def __init__(self, wasb_conn_id: str = default_conn_name) -> None:
-        super().__init__(wasb_conn_id=wasb_conn_id)
+        super().__init__(wasb_conn_id=wasb_conn_id)  # type: ignore[call-arg]
+
+
+class FactoryStorageHook(_FactoryStorageConnection, WasbHook):
+    """The factory's storage account: what ``WasbHook`` lacks (catalogue listing, copy state, footers, read SAS).
+
+    Blob existence, container creation, uploads and downloads are the provider's own ``check_for_blob``,
+    ``create_container``, ``upload`` and ``download``.
+    """
+
+    hook_name = "Azure Blob Storage (Image Factory)"
 
     @cached_property
     def _connection_parts(self) -> dict[str, str]:
@@ -159,57 +167,43 @@ class FactoryStorageHook(WasbHook):
         mask(parts.get("AccountKey"))
         return parts
 
-    @property
-    def service(self) -> BlobServiceClient:
-        """Return the cached sync ``BlobServiceClient``."""
-        client = self.blob_service_client
-        return client  # type: ignore[return-value]
-
-    def ensure_container(self, container: str) -> None:
-        """Create ``container`` if missing ("already exists" is success)."""
-        with contextlib.suppress(ResourceExistsError):
-            self.service.create_container(container)
+    def _blob(self, container: str, blob: str) -> BlobClient:
+        """Return the provider's (sync) blob client, typed."""
+        return cast("BlobClient", self._get_blob_client(container, blob))
 
     def list_catalogue(self, container: str) -> tuple[list[tuple[str, bytes]], set[str]]:
         """Return (sidecar name + bytes for every ``*.json``, names of every ``*.vhd``) in ``container``."""
-        client = self.service.get_container_client(container)
         sidecars: list[tuple[str, bytes]] = []
         vhds: set[str] = set()
         try:
-            for blob in client.list_blobs():
-                if blob.name.endswith(".json") and "/" not in blob.name:
-                    sidecars.append((blob.name, client.download_blob(blob.name).readall()))
-                elif blob.name.endswith(".vhd"):
-                    vhds.add(blob.name)
+            for name in self.get_blobs_list_recursive(container):
+                if name.endswith(".json") and "/" not in name:
+                    sidecars.append((name, self.download(container, name).readall()))
+                elif name.endswith(".vhd"):
+                    vhds.add(name)
         except ResourceNotFoundError:
             return [], set()
         return sidecars, vhds
 
-    def blob_exists(self, container: str, blob: str) -> bool:
-        """Tell whether a blob exists."""
-        return self.check_for_blob(container, blob)
-
     def copy_state(self, container: str, blob: str) -> CopyState:
         """Return the copy state of a factory blob."""
         try:
-            props = self.service.get_blob_client(container, blob).get_blob_properties()
+            props = self._blob(container, blob).get_blob_properties()
         except ResourceNotFoundError:
             return CopyState(exists=False)
         return copy_state(props)
 
-    def write_bytes(self, container: str, blob: str, data: bytes, content_type: str = "application/json") -> None:
-        """Write (overwrite) a small blob, such as a sidecar."""
-        self.service.get_blob_client(container, blob).upload_blob(
-            data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
-        )
+    def write_json(self, container: str, blob: str, data: bytes) -> None:
+        """Write (overwrite) a small JSON blob, such as a sidecar."""
+        settings = ContentSettings(content_type="application/json")
+        self.upload(container, blob, data, overwrite=True, content_settings=settings)
 
     def read_footer(self, container: str, blob: str) -> tuple[bytes, int]:
         """Return (the last 512 bytes, the size) of a blob."""
-        client = self.service.get_blob_client(container, blob)
-        size = int(client.get_blob_properties().size)
+        size = int(self._blob(container, blob).get_blob_properties().size)
         if size < VHD_FOOTER_SIZE:
             return b"", size
-        footer = client.download_blob(offset=size - VHD_FOOTER_SIZE, length=VHD_FOOTER_SIZE).readall()
+        footer = self.download(container, blob, offset=size - VHD_FOOTER_SIZE, length=VHD_FOOTER_SIZE).readall()
         return footer, size
 
     def read_sas_url(self, container: str, blob: str, hours: int) -> str:
@@ -232,43 +226,31 @@ class FactoryStorageHook(WasbHook):
             start=now - timedelta(minutes=5),
             expiry=now + timedelta(hours=hours),
         )
-        url = f"{self.service.get_blob_client(container, blob).url}?{token}"
+        url = f"{self._blob(container, blob).url}?{token}"
         mask(url, token)
         return url
 
     def start_copy(self, container: str, blob: str, source_url: str) -> str:
-        """Start a server-side copy of ``source_url`` into a factory blob; return the copy id."""
-        self.ensure_container(container)
-        client = self.service.get_blob_client(container, blob)
-        try:
-            result = client.start_copy_from_url(source_url)
-        except HttpResponseError as exc:
-            raise AzureRequestError(
-                f"starting the copy into {container}/{blob} failed (HTTP {exc.status_code}): "
-                f"{redact(str(exc.reason or exc.message))}",
-                status=exc.status_code,
-            ) from exc
-        return str(result.get("copy_id") or "")
+        """Start a server-side copy of ``source_url`` (a SAS URL) into a factory blob; return the copy id.
+
+        The provider's ``copy_blobs`` copies within the account by plain URL and returns no copy id.
+        """
+        self.create_container(container)
+        return _start_copy(self._blob(container, blob), source_url, f"{container}/{blob}")
 
     def delete(self, container: str, blob: str) -> bool:
-        """Delete a factory blob; return False when it did not exist."""
+        """Delete a factory blob; return False when it did not exist (one request, unlike ``delete_file``)."""
         try:
-            self.service.get_blob_client(container, blob).delete_blob()
+            self._blob(container, blob).delete_blob()
         except ResourceNotFoundError:
             return False
         return True
 
 
-class FactoryStorageAsyncHook(WasbAsyncHook):
+class FactoryStorageAsyncHook(_FactoryStorageConnection, WasbAsyncHook):
     """Async access to the factory's storage account for triggers (copy status only)."""
 
-    conn_name_attr = "wasb_conn_id"
-    default_conn_name = "image_factory_storage"
-    conn_type = "wasb"
     hook_name = "Azure Blob Storage (Image Factory, async)"
-
-    def __init__(self, wasb_conn_id: str = default_conn_name) -> None:
-        super().__init__(wasb_conn_id=wasb_conn_id)
 
     async def copy_state_async(self, container: str, blob: str) -> CopyState:
         """Return the copy state of a factory blob."""

@@ -11,15 +11,15 @@ from airflow.sdk import BaseOperator
 
 from image_factory.capture_rules import CaptureJob
 from image_factory.exceptions import CaptureError
-from image_factory.operators import factory_settings, poll_seconds
+from image_factory.operators import factory_settings, poll_seconds, require_keys
 from image_factory.settings import DEFAULT_POLL_SECONDS, MIN_TRIGGER_SECONDS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from image_factory.configuration import FactorySettings
     from image_factory.hooks.compute import FactoryComputeHook
     from image_factory.hooks.storage import FactoryStorageHook
-    from image_factory.models import FactorySettings
 
 REQUIRED_JOB_KEYS = ("vm_name", "image_path", "image_name", "version", "os_type", "sysprep")
 
@@ -28,7 +28,7 @@ class CaptureVmOperator(BaseOperator):
     """Copy a deallocated factory VM's OS disk into the factory catalogue, idempotently.
 
     A present sidecar means done. A pending copy into ``<image>.vhd`` is adopted. Otherwise a short read SAS is
-    granted on the managed disk, a server-side copy started and the task defers to ``BlobCopyTrigger``; on
+    granted on the managed disk, a server-side copy started and the task defers to ``CaptureTrigger``; on
     completion the VHD footer is checked and the sidecar written. Disk access is always revoked.
 
     :param job: a ``CaptureJob`` as a dict (from ``list_factory_vms``).
@@ -46,10 +46,7 @@ class CaptureVmOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(job, dict):
-            missing = [k for k in REQUIRED_JOB_KEYS if k not in job]
-            if missing:
-                raise ValueError(f"capture job lacks {', '.join(missing)}: pass CaptureJob.to_dict()")
+        require_keys(job, REQUIRED_JOB_KEYS, "capture job", "pass CaptureJob.to_dict()")
         self.job = job
         self.poll_interval = poll_interval
 
@@ -70,11 +67,10 @@ class CaptureVmOperator(BaseOperator):
 
     def _defer_copy(self, settings: FactorySettings, job: CaptureJob, copy_id: str | None) -> None:
         from image_factory import naming  # noqa: PLC0415
-        from image_factory.triggers.blob_copy import BlobCopyTrigger  # noqa: PLC0415
+        from image_factory.triggers.capture import CaptureTrigger  # noqa: PLC0415
 
         self.defer(
-            trigger=BlobCopyTrigger(
-                target="factory",
+            trigger=CaptureTrigger(
                 container=settings.container,
                 blob=naming.vhd_blob(job.image_name),
                 storage_conn_id=settings.storage_conn_id,
@@ -99,19 +95,19 @@ class CaptureVmOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Capture the VM, or adopt/skip work already done."""
         from image_factory import naming  # noqa: PLC0415
-        from image_factory.hooks.storage import COPY_PENDING, COPY_SUCCESS  # noqa: PLC0415
+        from image_factory.states import CopyStatus  # noqa: PLC0415
 
         job = self._job()
         settings, storage, compute = self._hooks()
         vhd = naming.vhd_blob(job.image_name)
-        if storage.blob_exists(settings.container, naming.sidecar_blob(job.image_name)):
+        if storage.check_for_blob(settings.container, naming.sidecar_blob(job.image_name)):
             self.log.info("%s is already catalogued as %s: nothing to do", job.vm_name, job.image_name)
             return {"image_name": job.image_name, "action": "present"}
         state = storage.copy_state(settings.container, vhd)
-        if state.status == COPY_PENDING:
+        if state.status == CopyStatus.PENDING:
             self.log.info("A copy into %s is already running (%s): adopting it", vhd, state.copy_id)
             self._defer_copy(settings, job, state.copy_id)
-        if state.status == COPY_SUCCESS:
+        if state.status == CopyStatus.SUCCESS:
             self.log.info("%s was copied by an earlier attempt: finishing the capture", vhd)
             return self._finish(settings, storage, compute, job)
         if not job.os_disk_id:
@@ -131,11 +127,14 @@ class CaptureVmOperator(BaseOperator):
 
     def capture_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the copy: check the VHD, write the sidecar, always revoke disk access."""
+        from image_factory.triggers.events import CopyEvent, parse_event  # noqa: PLC0415
+
         job = self._job()
         settings, storage, compute = self._hooks()
-        if event.get("status") != "success":
+        copied = parse_event(event)
+        if not (isinstance(copied, CopyEvent) and copied.status == "success"):
             self._revoke(compute, job)
-            raise CaptureError(f"capture of {job.vm_name} failed: {event.get('message', 'unknown error')}")
+            raise CaptureError(f"capture of {job.vm_name} failed: {copied.message}")
         return self._finish(settings, storage, compute, job)
 
     def _finish(
@@ -167,7 +166,7 @@ class CaptureVmOperator(BaseOperator):
                 source_vm=job.vm_name,
                 footer_sha256=footer_digest(footer),
             )
-            storage.write_bytes(settings.container, naming.sidecar_blob(job.image_name), sidecar_json(image))
+            storage.write_json(settings.container, naming.sidecar_blob(job.image_name), sidecar_json(image))
         finally:
             self._revoke(compute, job)
         self.log.info("Catalogued %s (%s bytes) from %s", job.image_name, size, job.vm_name)

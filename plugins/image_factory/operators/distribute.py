@@ -17,14 +17,14 @@ from image_factory.exceptions import (
     LabNotFoundError,
 )
 from image_factory.models import Pair
-from image_factory.operators import factory_settings, poll_seconds
+from image_factory.operators import factory_settings, poll_seconds, require_keys
 from image_factory.settings import DEFAULT_POLL_SECONDS, MIN_TRIGGER_SECONDS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from image_factory.configuration import FactorySettings
     from image_factory.hooks.devtestlabs import DevTestLabsHook
-    from image_factory.models import FactorySettings
 
 REQUIRED_PAIR_KEYS = ("lab_name", "subscription_id", "resource_group", "image_name", "image_path", "version")
 #: HTTP statuses that no retry will fix.
@@ -54,10 +54,7 @@ class DistributeImageOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(pair, dict):
-            missing = [k for k in REQUIRED_PAIR_KEYS if k not in pair]
-            if missing:
-                raise ValueError(f"pair lacks {', '.join(missing)}: pass Pair.to_dict()")
+        require_keys(pair, REQUIRED_PAIR_KEYS, "pair", "pass Pair.to_dict()")
         self.pair = pair
         self.poll_interval = poll_interval
 
@@ -104,45 +101,27 @@ class DistributeImageOperator(BaseOperator):
             raise self._guard(pair, exc) from exc
 
     def _execute(self, context: Context, pair: Pair, settings: FactorySettings) -> dict[str, Any]:
-        from image_factory.hooks.devtestlabs import FAILED_STATES, SUCCEEDED  # noqa: PLC0415
-        from image_factory.hooks.storage import (  # noqa: PLC0415
-            COPY_PENDING,
-            COPY_SUCCESS,
-            FactoryStorageHook,
-            sas_copy_state,
-            start_copy_to_sas,
-        )
+        from image_factory.hooks.storage import FactoryStorageHook, sas_copy_state, start_copy_to_sas  # noqa: PLC0415
         from image_factory.redact import mask  # noqa: PLC0415
+        from image_factory.states import CopyStatus  # noqa: PLC0415
 
         arm = self._arm(settings)
         # The plan read every lab's images moments ago: on a first try, trust it for an absent image (one ARM
         # read less per pair). A retry, or an image the plan saw in a bad state, is checked afresh.
         first_try = int(getattr(context.get("ti"), "try_number", 1) or 1) <= 1
         trusted = first_try and pair.existing_state is None
-        if trusted:
-            image = None
-        else:
-            image = arm.get_custom_image(pair.subscription_id, pair.resource_group, pair.lab_name, pair.image_name)
-        if image is not None:
-            if image.provisioning_state == SUCCEEDED:
-                self.log.info("%s already exists and Succeeded: nothing to do", pair.label)
-                return self._summary(pair, "present")
-            if image.provisioning_state in FAILED_STATES:
-                self.log.warning("%s is %s: deleting it to recreate it", pair.label, image.provisioning_state)
-                arm.delete_custom_image(pair.subscription_id, pair.resource_group, pair.lab_name, pair.image_name)
-            else:
-                self.log.info("%s is %s: waiting for it", pair.label, image.provisioning_state)
-                self._defer_image(settings, pair)
+        if not trusted and self._image_is_ready(arm, settings, pair):
+            return self._summary(pair, "present")
 
         blob = self._upload_blob(pair)
         upload_url = arm.generate_upload_uri(pair.subscription_id, pair.resource_group, pair.lab_name, blob)
         mask(upload_url)
         verify = arm.settings.connection_verify
         state = sas_copy_state(upload_url, verify)
-        if state.status == COPY_PENDING:
+        if state.status == CopyStatus.PENDING:
             self.log.info("%s: an upload copy is already running (%s): adopting it", pair.label, state.copy_id)
             self._defer_copy(settings, pair, state.copy_id)
-        if state.status == COPY_SUCCESS and state.size:
+        if state.status == CopyStatus.SUCCESS and state.size:
             self.log.info("%s: the VHD was uploaded by an earlier attempt: creating the image", pair.label)
             self._defer_image(settings, pair)
 
@@ -166,10 +145,29 @@ class DistributeImageOperator(BaseOperator):
         self._defer_copy(settings, pair, copy_id, check_existing=not trusted)
         raise AssertionError("unreachable: defer() raises TaskDeferred")  # pragma: no cover
 
+    def _image_is_ready(self, arm: DevTestLabsHook, settings: FactorySettings, pair: Pair) -> bool:
+        """Read the lab's image: True when it Succeeded; a failed one is deleted, one in progress awaited (defers)."""
+        from image_factory.states import FAILED_PROVISIONING, ProvisioningState  # noqa: PLC0415
+
+        image = arm.get_custom_image(pair.subscription_id, pair.resource_group, pair.lab_name, pair.image_name)
+        if image is None:
+            return False
+        if image.provisioning_state == ProvisioningState.SUCCEEDED:
+            self.log.info("%s already exists and Succeeded: nothing to do", pair.label)
+            return True
+        if image.provisioning_state in FAILED_PROVISIONING:
+            self.log.warning("%s is %s: deleting it to recreate it", pair.label, image.provisioning_state)
+            arm.delete_custom_image(pair.subscription_id, pair.resource_group, pair.lab_name, pair.image_name)
+        else:
+            self.log.info("%s is %s: waiting for it", pair.label, image.provisioning_state)
+            self._defer_image(settings, pair)
+        return False
+
     def _regional_source(self, arm: DevTestLabsHook, pair: Pair, verify: str | bool) -> str | None:
         """Return a read URL of the seed lab's finished upload of this image, or None to copy from the factory."""
-        from image_factory.hooks.storage import COPY_SUCCESS, sas_copy_state  # noqa: PLC0415
+        from image_factory.hooks.storage import sas_copy_state  # noqa: PLC0415
         from image_factory.redact import mask  # noqa: PLC0415
+        from image_factory.states import CopyStatus  # noqa: PLC0415
 
         seed_url = arm.generate_upload_uri(
             str(pair.source_subscription_id),
@@ -179,7 +177,7 @@ class DistributeImageOperator(BaseOperator):
         )
         mask(seed_url)
         state = sas_copy_state(seed_url, verify)
-        if state.exists and state.size and state.status in (None, COPY_SUCCESS):
+        if state.exists and state.size and state.status in (None, CopyStatus.SUCCESS):
             return seed_url
         self.log.warning(
             "%s: %s holds no finished upload of this image (%s): copying from the factory across regions instead",
@@ -227,15 +225,17 @@ class DistributeImageOperator(BaseOperator):
 
     def distribution_failed(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume only when the triggerer could not finish the pair: fail with its message (Airflow retries)."""
+        from image_factory.triggers.events import ImageEvent, parse_event  # noqa: PLC0415
+
         pair = self._pair()
         if not isinstance(event, dict) or event.get("status") == "success":
             # The trigger ended the task itself (TaskSuccessEvent); only ``dag.test()``, which runs triggers
             # inline, hands that event back to the worker.
             return self._summary(pair, "created")
-        message = str(event.get("message", "distribution failed"))
-        if "provisioning_state" in event:
-            raise ImageCreationError(f"{message}: a retry deletes and recreates it")
-        raise CopyFailedError(message)
+        failed = parse_event(event)
+        if isinstance(failed, ImageEvent):
+            raise ImageCreationError(f"{failed.message}: a retry deletes and recreates it")
+        raise CopyFailedError(failed.message)
 
     def on_kill(self) -> None:
         """Do nothing destructive: a running copy is adopted by the retry."""

@@ -1,17 +1,18 @@
-"""Triggers of the factory: wait in the triggerer for blob copies and custom image creation."""
+"""Triggers of the factory: the capture copy and a distribution's copy + custom image, awaited in the triggerer."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
-
-from airflow.triggers.base import TriggerEvent
+from typing import Any, Protocol
 
 
-def event(payload: dict[str, Any]) -> TriggerEvent:
-    """Build a ``TriggerEvent`` (typed wrapper: the class itself is untyped)."""
-    return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+class TriggerLog(Protocol):
+    """What the waiting functions log through: a trigger's ``self.log`` (its lines go to the task's log)."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+
+    def warning(self, msg: str, /, *args: Any) -> Any: ...
 
 
 async def hold_until(not_before: float | None) -> None:

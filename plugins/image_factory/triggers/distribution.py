@@ -10,7 +10,6 @@ as an error event, where Airflow's retries apply (a retry deletes a Failed image
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -18,13 +17,14 @@ from typing import Any, Literal
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from azure.core.exceptions import ResourceNotFoundError
 
-from image_factory.hooks.devtestlabs import FAILED_STATES, DevTestLabsAsyncHook
+from image_factory.hooks.devtestlabs import DevTestLabsAsyncHook
 from image_factory.hooks.storage import CopyState, async_sas_blob_client, copy_state
-from image_factory.polling import PollSchedule
 from image_factory.redact import redact
-from image_factory.triggers import event, hold_until
-from image_factory.triggers.blob_copy import BlobCopyTrigger
-from image_factory.triggers.lro import CustomImageTrigger
+from image_factory.states import FAILED_PROVISIONING
+from image_factory.triggers import hold_until
+from image_factory.triggers.copy_watch import WatchedCopy, watch_copy
+from image_factory.triggers.events import CopyEvent, ErrorEvent, FactoryEvent, ImageEvent, trigger_event
+from image_factory.triggers.image_wait import WatchedImage, wait_for_image
 
 Stage = Literal["copy", "image"]
 CLASSPATH = "image_factory.triggers.distribution.DistributionTrigger"
@@ -98,22 +98,14 @@ class DistributionTrigger(BaseTrigger):
             "action": action,
         }
 
-    def _error(self, message: str, **extra: Any) -> TriggerEvent:
-        return event({"status": "error", "label": self.label, "message": message, **extra})
-
-    async def _await_copy(self, hook: DevTestLabsAsyncHook, upload_url: str) -> TriggerEvent | None:
-        """Poll the upload copy until it ends; return an error event, or None on success."""
-        watcher = BlobCopyTrigger(
-            target="lab",
+    async def _await_copy(self, hook: DevTestLabsAsyncHook, upload_url: str) -> CopyEvent | None:
+        """Poll the upload copy until it ends; return its error event, or None on success."""
+        copy = WatchedCopy(
+            label=self.label,
             blob=self.upload_blob,
             deadline=self.deadline,
             poll_interval=self.poll_interval,
-            label=self.label,
             copy_id=self.copy_id,
-            arm_conn_id=self.arm_conn_id,
-            subscription_id=self._where()[0],
-            resource_group=self._where()[1],
-            lab_name=self._where()[2],
         )
         verify = (await hook.async_settings()).connection_verify
         async with async_sas_blob_client(upload_url, verify) as blob:
@@ -124,23 +116,28 @@ class DistributionTrigger(BaseTrigger):
                 except ResourceNotFoundError:
                     return copy_state(None)
 
-            fired = await watcher.watch(read)
-        return None if fired.payload.get("status") == "success" else fired
+            fired = await watch_copy(copy, read, self.log)
+        return None if fired.status == "success" else fired
 
-    async def _ensure_image(self, hook: DevTestLabsAsyncHook) -> TriggerEvent | None:
+    async def _ensure_image(self, hook: DevTestLabsAsyncHook) -> ImageEvent | None:
         """Create the custom image unless it exists, then poll it to Succeeded; return an error event or None."""
         sub, rg, lab = self._where()
-        name = str(self.pair["image_name"])
+        image = WatchedImage(
+            label=self.label,
+            image_name=str(self.pair["image_name"]),
+            deadline=self.deadline,
+            poll_interval=self.poll_interval,
+        )
         # A first attempt of a pair the plan found absent skips this read; if a triggerer restart makes it PUT
         # over an image it already started, ARM answers 409 and the worker's retry checks and waits instead.
-        state = await hook.custom_image_state_async(sub, rg, lab, name) if self.check_existing else None
+        state = await hook.custom_image_state_async(sub, rg, lab, image.image_name) if self.check_existing else None
         if state is None:
             self.log.info("%s: creating the custom image", self.label)
             state = await hook.create_custom_image_and_wait_async(
                 sub,
                 rg,
                 lab,
-                name,
+                image.image_name,
                 vhd_name=self.upload_blob,
                 os_type=str(self.pair["os_type"]),
                 sysprep=bool(self.pair["sysprep"]),
@@ -151,27 +148,21 @@ class DistributionTrigger(BaseTrigger):
                 polling_interval=self.poll_interval,
             )
             self.log.info("%s: custom image %s", self.label, state)
-        elif state in FAILED_STATES:
+        elif state in FAILED_PROVISIONING:
             # Left by an earlier attempt: the worker's retry deletes it and starts over.
-            return self._error(f"{self.label}: custom image is {state}", provisioning_state=state)
-        watcher = CustomImageTrigger(
-            arm_conn_id=self.arm_conn_id,
-            subscription_id=sub,
-            resource_group=rg,
-            lab_name=lab,
-            image_name=name,
-            deadline=self.deadline,
-            label=self.label,
-        )
-        schedule = PollSchedule(cap=self.poll_interval)
-        while True:
-            fired = watcher.event_for(state, time.time())
-            if fired is not None:
-                return None if fired.payload.get("status") == "success" else fired
-            self.log.info("%s: custom image %s", self.label, state)
-            delay = schedule.next_delay(time.time())
-            await asyncio.sleep(max(0.0, min(delay, self.deadline - time.time())))
-            state = await hook.custom_image_state_async(sub, rg, lab, name)
+            return ImageEvent(
+                status="error",
+                label=self.label,
+                image_name=image.image_name,
+                provisioning_state=state,
+                message=f"{self.label}: custom image is {state}",
+            )
+
+        async def read_state() -> str | None:
+            return await hook.custom_image_state_async(sub, rg, lab, image.image_name)
+
+        fired = await wait_for_image(image, state, read_state, self.log)
+        return None if fired.status == "success" else fired
 
     async def _delete_upload(self, hook: DevTestLabsAsyncHook, upload_url: str) -> None:
         """Delete the uploaded VHD (the image no longer needs it); a failure only costs storage."""
@@ -189,26 +180,34 @@ class DistributionTrigger(BaseTrigger):
                 redact(str(exc))[:300],
             )
 
+    async def _finish(self, hook: DevTestLabsAsyncHook) -> FactoryEvent | None:
+        """Await the copy (stage ``copy``), ensure the image, delete the upload; return an error event or None."""
+        sub, rg, lab = self._where()
+        # One upload SAS for the whole trigger: never serialized, never logged.
+        upload_url = await hook.generate_upload_uri_async(sub, rg, lab, self.upload_blob)
+        failed: FactoryEvent | None = await self._await_copy(hook, upload_url) if self.stage == "copy" else None
+        if failed is None:
+            failed = await self._ensure_image(hook)
+        if failed is not None:
+            return failed
+        if self.pair.get("keep_upload"):
+            self.log.info("%s: keeping uploads/%s for its region's other labs", self.label, self.upload_blob)
+        else:
+            await self._delete_upload(hook, upload_url)
+        return None
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Await the copy (stage ``copy``), ensure the image, delete the upload, end the task."""
+        """Carry the pair to its end and end the task (``TaskSuccessEvent``), or hand an error event back."""
         try:
             async with DevTestLabsAsyncHook(arm_conn_id=self.arm_conn_id) as hook:
-                sub, rg, lab = self._where()
-                # One upload SAS for the whole trigger: never serialized, never logged.
-                upload_url = await hook.generate_upload_uri_async(sub, rg, lab, self.upload_blob)
-                failed = await self._await_copy(hook, upload_url) if self.stage == "copy" else None
-                if failed is None:
-                    failed = await self._ensure_image(hook)
-                if failed is not None:
-                    await hold_until(self.not_before)
-                    yield failed
-                    return
-                if self.pair.get("keep_upload"):
-                    self.log.info("%s: keeping uploads/%s for its region's other labs", self.label, self.upload_blob)
-                else:
-                    await self._delete_upload(hook, upload_url)
+                failed = await self._finish(hook)
+            if failed is not None:
+                await hold_until(self.not_before)
+                yield trigger_event(failed)
+                return
             self.log.info("%s: distributed", self.label)
             await hold_until(self.not_before)
             yield TaskSuccessEvent(xcoms={"return_value": self.summary("created")})
         except Exception as exc:
-            yield self._error(f"{self.label}: {type(exc).__name__}: {redact(str(exc))}")
+            message = f"{self.label}: {type(exc).__name__}: {redact(str(exc))}"
+            yield trigger_event(ErrorEvent(label=self.label, message=message))

@@ -30,6 +30,15 @@ class BackfillOutcome:
         return all(run["state"] == "success" for run in self.runs)
 
 
+def backfill_create_args(
+    dag_id: str, from_date: str, to_date: str, *, reprocess_behavior: str, max_active_runs: int | None = None
+) -> list[str]:
+    """Return the arguments of ``airflow backfill create`` for the same backfill as ``run_backfill``."""
+    args = ["backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date]
+    args += ["--reprocess-behavior", reprocess_behavior]
+    return args if max_active_runs is None else [*args, "--max-active-runs", str(max_active_runs)]
+
+
 def backfill_runs(client: AirflowClient, backfill: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the backfill runs of the backfill's DAG whose logical date lies in its range.
 

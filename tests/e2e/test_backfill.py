@@ -9,7 +9,6 @@ a backfill, which captures nothing and brings NewLab every image its ImagePaths 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from stack.__main__ import DAG_ID, Stack, follow_run, running_stack, wait_for_scheduled_run
-from stack.backfill import BackfillOutcome, run_backfill, wait_for_backfill
-from tests.e2e.conftest import lab_images
+from stack.__main__ import DAG_ID, Stack, follow_run, wait_for_scheduled_run
+from stack.backfill import BackfillOutcome, backfill_create_args, run_backfill, wait_for_backfill
+from tests.e2e.conftest import copy_configuration, e2e_stack, lab_images
 
 pytestmark = pytest.mark.e2e
 
@@ -38,21 +37,12 @@ OTHER_LABS = ("ImageFactory", "DevLab", "TestLab", "QALab")
 
 @pytest.fixture(scope="module")
 def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("backfill-config") / "Configuration"
-    shutil.copytree(REPO / "Configuration", target)
-    return target
+    return copy_configuration(tmp_path_factory, "backfill-config")
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, config_dir: Path) -> Iterator[Stack]:
-    run_dir = tmp_path_factory.mktemp("backfill-stack")
-    with running_stack(
-        run_dir=run_dir / "run",
-        world=WEEKS_WORLD,
-        config_dir=config_dir,
-        emulator_config={"copy_seconds": 4, "lro_seconds": 1},
-        say=lambda *_: None,
-    ) as s:
+    with e2e_stack(tmp_path_factory.mktemp("backfill-stack"), WEEKS_WORLD, config_dir) as s:
         assert s.services is not None, "the default stack runs its metadata DB on PostgreSQL"
         yield s
 
@@ -83,18 +73,7 @@ def night_range(run: dict[str, Any]) -> tuple[str, str]:
 def backfill_completed_by_cli(stack: Stack, start: str, end: str) -> BackfillOutcome:
     """The README's command, word for word, then its runs followed through the REST API."""
     known = {b["id"] for b in stack.client.backfills(DAG_ID)}
-    stack.airflow.cli(
-        "backfill",
-        "create",
-        "--dag-id",
-        DAG_ID,
-        "--from-date",
-        start,
-        "--to-date",
-        end,
-        "--reprocess-behavior",
-        "completed",
-    )
+    stack.airflow.cli(*backfill_create_args(DAG_ID, start, end, reprocess_behavior="completed"))
     created = [b for b in stack.client.backfills(DAG_ID) if b["id"] not in known]
     assert len(created) == 1, created
     return wait_for_backfill(stack.client, int(created[0]["id"]), timeout=600)

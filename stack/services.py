@@ -1,4 +1,4 @@
-"""The Celery stack's services: a private PostgreSQL cluster and a Redis broker on loopback, stopped by pid.
+"""The stacks' services: a private PostgreSQL cluster (the metadata DB unless SQLite) and a Redis broker (Celery).
 
 Both are idempotent: ``start()`` reuses a server that is already running for the same folder, ``stop()`` is a no-op
 when nothing runs. PostgreSQL runs as the ``postgres`` user (``initdb``/``pg_ctl`` refuse root) in a folder that
@@ -204,7 +204,7 @@ class PostgresCluster:
             )
 
     def _create_database(self) -> None:
-        import psycopg2  # noqa: PLC0415 - only the Celery stack needs it (apache-airflow[postgres] installs it)
+        import psycopg2  # noqa: PLC0415 - only a PostgreSQL stack needs it (apache-airflow[postgres] installs it)
 
         conn = psycopg2.connect(
             host=str(self.socket_dir), port=self.port, user=PG_SUPERUSER, dbname="postgres", connect_timeout=10

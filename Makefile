@@ -9,9 +9,11 @@ CONFIG ?= Configuration
 WORLD ?= emulator/worlds/demo.json
 PYTEST_ARGS ?=
 EXECUTOR ?= local
-DATABASE ?= sqlite
+DATABASE ?= postgres
+# The stacks need Debian's PostgreSQL server unless they run LocalExecutor on SQLite (DATABASE=sqlite).
+PG_SERVER := $(if $(and $(filter sqlite,$(DATABASE)),$(filter local,$(EXECUTOR))),,postgres)
 
-.PHONY: help bootstrap browser test test-unit lint validate demo up emulator bench bench-full test-celery drills demo-retention clean
+.PHONY: help bootstrap browser postgres test test-unit lint validate demo up emulator bench bench-full test-celery drills demo-retention clean
 
 help:
 	@echo "make demo      run the image factory end to end on the local Azure"
@@ -19,6 +21,7 @@ help:
 	@echo "make validate  check ./Configuration (CONFIG=<dir> for another folder)"
 	@echo "make lint      ruff + mypy"
 	@echo "make up        start the local Azure + Airflow and keep them running (UI on 127.0.0.1:28080)"
+	@echo "               (DATABASE=sqlite: no PostgreSQL, but no backfill that reprocesses runs; EXECUTOR=celery)"
 	@echo "make emulator  start the local Azure on its own (WORLD=<file>)"
 	@echo "make bench     benchmarks, quick subset (bench-full: all); figures in bench/RESULTS.md"
 
@@ -38,6 +41,12 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# Debian's PostgreSQL server binaries (initdb, pg_ctl): stack/services.py runs a private cluster from them as the
+# metadata DB of every stack but DATABASE=sqlite. Debian never starts its own cluster here; we do not use it.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+
 validate: $(VENV)/.installed
 	PYTHONPATH=plugins $(PY) -m image_factory.configuration $(CONFIG)
 
@@ -46,34 +55,34 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check dags plugins emulator stack tests bench
 	$(VENV)/bin/mypy plugins/image_factory emulator stack
 
-test: bootstrap browser lint
+test: bootstrap browser postgres lint
 	$(VENV)/bin/pytest -m "not drill and not celery" $(PYTEST_ARGS)
 
-test-celery: bootstrap
+test-celery: bootstrap postgres
 	$(VENV)/bin/pytest -m celery tests/e2e/test_celery.py $(PYTEST_ARGS)
 
-drills: bootstrap
+drills: bootstrap postgres
 	$(VENV)/bin/pytest -m drill $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-bench: bootstrap
+bench: bootstrap postgres
 	$(PY) -m bench quick
 
-bench-full: bootstrap
+bench-full: bootstrap postgres
 	$(PY) -m bench full
 
 emulator: bootstrap
 	$(PY) -m emulator serve --world $(WORLD)
 
-demo: bootstrap
+demo: bootstrap $(PG_SERVER)
 	$(PY) -m stack demo --executor $(EXECUTOR) --database $(DATABASE)
 
-demo-retention: bootstrap
+demo-retention: bootstrap postgres
 	$(PY) -m stack demo-retention --executor $(EXECUTOR)
 
-up: bootstrap
+up: bootstrap $(PG_SERVER)
 	$(PY) -m stack up --executor $(EXECUTOR) --database $(DATABASE)
 
 clean:

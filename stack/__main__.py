@@ -27,7 +27,9 @@ from stack.services import Services, services_for
 DAG_ID = "image_factory"
 DEFAULT_UI_PORT = 28080
 EXECUTORS = ("local", "celery")
-DATABASES = ("sqlite", "postgres")
+DATABASES = ("postgres", "sqlite")
+#: The metadata DB of every stack unless asked otherwise: Airflow refuses backfills that reprocess runs on SQLite.
+DEFAULT_DATABASE = "postgres"
 
 
 @dataclass
@@ -78,7 +80,9 @@ def _with_services(
     if database == "postgres":
         services = services_for(run_dir)
         say("starting PostgreSQL …")
+        started = time.monotonic()
         services.postgres.start()
+        say(f"PostgreSQL ready in {time.monotonic() - started:.1f}s")
         return services, dataclasses.replace(settings, sql_alchemy_conn=services.postgres.url())
     return None, settings
 
@@ -129,12 +133,13 @@ def running_stack(
     extra_env: dict[str, str] | None = None,
     say: Any = print,
     executor: str = "local",
-    database: str = "sqlite",
+    database: str = DEFAULT_DATABASE,
 ) -> Iterator[Stack]:
     """Start the local Azure and Airflow under ``run_dir``; stop everything (by pid) on exit, also on errors.
 
-    ``executor="celery"`` adds PostgreSQL + Redis (``stack.services``) and two Celery workers (``stack.celery``);
-    ``database="postgres"`` puts a LocalExecutor stack's metadata DB on a private PostgreSQL too (Celery always is).
+    The metadata DB is a private PostgreSQL cluster (``stack.services``) unless ``database="sqlite"`` (LocalExecutor
+    only: a quick look, no reprocessing backfill); ``executor="celery"`` adds Redis and two Celery workers
+    (``stack.celery``).
     """
     _check_engine(executor, database)
     _stop_on_sigterm()
@@ -175,7 +180,7 @@ def stack_for(args: argparse.Namespace, run_name: str, **options: Any) -> contex
         world=args.world,
         config_dir=args.config,
         executor=args.executor,
-        database=getattr(args, "database", "sqlite"),  # demo-retention has no --database
+        database=getattr(args, "database", DEFAULT_DATABASE),  # demo-retention has no --database
         **options,
     )
 
@@ -319,9 +324,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     with stack_for(args, "up", port=args.port) as stack:
         stack.client.unpause(DAG_ID)
+        env_file = stack.airflow.write_env_file(stack.airflow.settings.home.parent / "airflow.env")
         print(
             f"\nAirflow UI: {stack.airflow.base_url}/  user: {stack.airflow.settings.user}  "
             f"password: {stack.airflow.password}\nlocal Azure control API: {stack.azure.info['control_endpoint']}"
+            f"\nairflow CLI in another shell: set -a; . {os.path.relpath(env_file)}; set +a; airflow …"
             f"\nlogs: {stack.airflow.log_dir}\nCtrl-C stops everything.",
             flush=True,
         )
@@ -337,6 +344,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executor", choices=EXECUTORS, default="local", help="LocalExecutor or CeleryExecutor")
+    parser.add_argument(
+        "--database",
+        choices=DATABASES,
+        default=DEFAULT_DATABASE,
+        help="the metadata DB (celery: always postgres); sqlite cannot reprocess runs in a backfill",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack")
     parser.add_argument("--world", type=Path, default=REPO / "emulator" / "worlds" / "demo.json")
@@ -346,13 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--emulator-config", default="{}", help="JSON for the emulator's /config, e.g. '{\"copy_seconds\": 5}'"
     )
-    demo.add_argument("--executor", choices=EXECUTORS, default="local", help="local (SQLite) or celery (PostgreSQL)")
-    demo.add_argument("--database", choices=DATABASES, default="sqlite", help="LocalExecutor's metadata DB")
+    _add_engine_arguments(demo)
     demo.set_defaults(func=cmd_demo)
     up = sub.add_parser("up", help="start the stack and keep it running until Ctrl-C")
     up.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_UI_PORT)))
-    up.add_argument("--executor", choices=EXECUTORS, default="local", help="local (SQLite) or celery (PostgreSQL)")
-    up.add_argument("--database", choices=DATABASES, default="sqlite", help="LocalExecutor's metadata DB")
+    _add_engine_arguments(up)
     up.set_defaults(func=cmd_up)
     from stack.retention_demo import add_parser  # noqa: PLC0415 - it imports this module back
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -117,6 +118,18 @@ class AirflowStack:
         env.update(self._connections_env)
         env.update(s.extra_env)
         return env
+
+    def write_env_file(self, path: Path) -> Path:
+        """Write the stack's environment as shell assignments, so ``airflow …`` in another shell uses this stack.
+
+        ``set -a; . <path>; set +a`` then ``airflow backfill create …``. The file holds the metadata DB's password
+        and the connections: it is readable by its owner only.
+        """
+        wanted = {k: v for k, v in self.env().items() if k.startswith(("AIRFLOW", "IMAGE_FACTORY_"))}
+        wanted.update({k: self.env()[k] for k in ("PATH", "PYTHONPATH")})
+        path.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(wanted.items())))
+        path.chmod(0o600)
+        return path
 
     # -- commands ------------------------------------------------------------------------------------------------
     def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:

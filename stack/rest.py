@@ -82,14 +82,48 @@ class AirflowClient:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
         return self.request("GET", path, params={"map_index": map_index, "deserialize": True})["value"]
 
+    def dag_runs_between(self, dag_id: str, start: str, end: str) -> list[dict[str, Any]]:
+        """Return the DAG's runs whose logical date lies in [``start``, ``end``] (ISO 8601)."""
+        params = {"logical_date_gte": start, "logical_date_lte": end}
+        return self._paged(f"/dags/{dag_id}/dagRuns", "dag_runs", params)
+
+    # -- backfills -------------------------------------------------------------------------------------------
+    def create_backfill(
+        self,
+        dag_id: str,
+        from_date: str,
+        to_date: str,
+        *,
+        reprocess_behavior: str = "completed",
+        max_active_runs: int = 1,
+        dag_run_conf: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``POST /backfills``, as ``airflow backfill create`` does; return the backfill (its ``id``)."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": from_date,
+            "to_date": to_date,
+            "reprocess_behavior": reprocess_behavior,
+            "max_active_runs": max_active_runs,
+            "dag_run_conf": dag_run_conf,
+        }
+        return dict(self.request("POST", "/backfills", json=body))
+
+    def backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        """Return the DAG's backfills, oldest first (also those ``airflow backfill create`` made)."""
+        return self._paged("/backfills", "backfills", {"dag_id": dag_id})
+
+    def backfill(self, backfill_id: int) -> dict[str, Any]:
+        return dict(self.request("GET", f"/backfills/{backfill_id}"))
+
     def pools(self) -> list[dict[str, Any]]:
         return self._paged("/pools", "pools")
 
-    def _paged(self, path: str, key: str) -> list[dict[str, Any]]:
+    def _paged(self, path: str, key: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page = self.request("GET", path, params={"limit": 100, "offset": offset})
+            page = self.request("GET", path, params={**(params or {}), "limit": 100, "offset": offset})
             batch = page.get(key, [])
             items.extend(batch)
             offset += len(batch)

@@ -1,4 +1,4 @@
-"""The Celery stack's services: a private PostgreSQL cluster and a Redis broker on loopback, stopped by pid.
+"""The stacks' services: a private PostgreSQL cluster (the metadata DB unless SQLite) and a Redis broker (Celery).
 
 Both are idempotent: ``start()`` reuses a server that is already running for the same folder, ``stop()`` is a no-op
 when nothing runs. PostgreSQL runs as the ``postgres`` user (``initdb``/``pg_ctl`` refuse root) in a folder that
@@ -29,11 +29,21 @@ from stack.processes import Child, spawn, wait_until
 
 log = logging.getLogger(__name__)
 
-PG_BIN = Path(os.environ.get("IMAGE_FACTORY_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_ROOT = Path("/usr/lib/postgresql")
 PG_SUPERUSER = "postgres"
 DB_NAME = "airflow"
 DB_USER = "airflow"
 MAX_CONNECTIONS = 200
+
+
+def pg_bin() -> Path:
+    """Return the folder of PostgreSQL's server binaries: ``IMAGE_FACTORY_PG_BIN``, else Debian's newest major."""
+    if override := os.environ.get("IMAGE_FACTORY_PG_BIN"):
+        return Path(override)
+    found = sorted(PG_ROOT.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if not found:
+        raise RuntimeError("PostgreSQL's server binaries are missing: `make postgres` installs Debian's package")
+    return found[-1].parent
 
 
 def _is_root() -> bool:
@@ -131,7 +141,9 @@ class PostgresCluster:
         if not (self.data_dir / "PG_VERSION").exists():
             return False
         status = subprocess.run(
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "status"]), capture_output=True, check=False
+            _as_postgres([str(pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "status"]),
+            capture_output=True,
+            check=False,
         )
         return status.returncode == 0
 
@@ -145,7 +157,7 @@ class PostgresCluster:
             with self.log_path.open("ab") as out:
                 # No -l: the postmaster inherits this descriptor, so the log can live where postgres cannot reach.
                 proc = subprocess.run(
-                    _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60", "start"]),
+                    _as_postgres([str(pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60", "start"]),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=out,
@@ -167,7 +179,7 @@ class PostgresCluster:
             shutil.chown(cluster, PG_SUPERUSER, PG_SUPERUSER)
             shutil.chown(self.socket_dir, PG_SUPERUSER, PG_SUPERUSER)
         argv = [
-            str(PG_BIN / "initdb"),
+            str(pg_bin() / "initdb"),
             "-D",
             str(self.data_dir),
             "-U",
@@ -192,7 +204,7 @@ class PostgresCluster:
             )
 
     def _create_database(self) -> None:
-        import psycopg2  # noqa: PLC0415 - only the Celery stack needs it (apache-airflow[postgres] installs it)
+        import psycopg2  # noqa: PLC0415 - only a PostgreSQL stack needs it (apache-airflow[postgres] installs it)
 
         conn = psycopg2.connect(
             host=str(self.socket_dir), port=self.port, user=PG_SUPERUSER, dbname="postgres", connect_timeout=10
@@ -215,7 +227,7 @@ class PostgresCluster:
         if not self.running():
             return
         _run(
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop"]),
+            _as_postgres([str(pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop"]),
             what="pg_ctl stop",
         )
         log.info("PostgreSQL stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -40,25 +41,33 @@ def e2e_world(tmp: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def copy_configuration(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     """A copy of the repo's Configuration/ that a test may edit (the DAG reads it at run time)."""
-    target = tmp_path_factory.mktemp("config") / "Configuration"
+    target = tmp_path_factory.mktemp(name) / "Configuration"
     shutil.copytree(REPO / "Configuration", target)
     return target
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, config_dir: Path) -> Iterator[Stack]:
-    run_dir = tmp_path_factory.mktemp("stack")
-    world = e2e_world(run_dir)
-    with running_stack(
+def e2e_stack(run_dir: Path, world: Path, config_dir: Path) -> contextlib.AbstractContextManager[Stack]:
+    """The default stack (LocalExecutor on PostgreSQL) with short emulator copies, quiet."""
+    return running_stack(
         run_dir=run_dir / "run",
         world=world,
         config_dir=config_dir,
         emulator_config={"copy_seconds": 4, "lro_seconds": 1},
         say=lambda *_: None,
-    ) as s:
+    )
+
+
+@pytest.fixture(scope="session")
+def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_configuration(tmp_path_factory, "config")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, config_dir: Path) -> Iterator[Stack]:
+    run_dir = tmp_path_factory.mktemp("stack")
+    with e2e_stack(run_dir, e2e_world(run_dir), config_dir) as s:
         yield s
 
 

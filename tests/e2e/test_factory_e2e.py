@@ -25,6 +25,7 @@ from stack.__main__ import (
     verify_report,
     wait_for_scheduled_run,
 )
+from stack.backfill import backfill_create_args
 from stack.rest import TERMINAL_RUN_STATES
 from tests.e2e.conftest import EXTRA_LAB, lab_images, run_to_end
 
@@ -164,19 +165,9 @@ def test_backfill_after_adding_a_lab_brings_it_the_retained_versions(stack: Stac
     catalogue_before = stack.azure.state()["blobs"]["factorystore"]["imagefactoryvhds"]
     stack.azure.post("/reset-stats", {})
 
+    to_date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     stack.airflow.cli(
-        "backfill",
-        "create",
-        "--dag-id",
-        DAG_ID,
-        "--from-date",
-        OLD.isoformat(),
-        "--to-date",
-        datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-        "--reprocess-behavior",
-        "none",
-        "--max-active-runs",
-        "1",
+        *backfill_create_args(DAG_ID, OLD.isoformat(), to_date, reprocess_behavior="none", max_active_runs=1)
     )
     deadline = time.monotonic() + 600
     while True:

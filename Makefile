@@ -56,13 +56,17 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy plugins/image_factory emulator stack
 
 test: bootstrap browser postgres lint
-	$(VENV)/bin/pytest -m "not drill and not celery" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not drill and not celery and not weeks" $(PYTEST_ARGS)
 
 test-celery: bootstrap postgres
 	$(VENV)/bin/pytest -m celery tests/e2e/test_celery.py $(PYTEST_ARGS)
 
 drills: bootstrap postgres
 	$(VENV)/bin/pytest -m drill $(PYTEST_ARGS)
+
+# The factory over simulated nights on the real processes (about ten minutes); result in tests/e2e/WEEKS-RESULTS.md.
+weeks: bootstrap postgres
+	$(VENV)/bin/pytest -m weeks tests/e2e/test_weeks.py $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

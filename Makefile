@@ -13,7 +13,7 @@ DATABASE ?= postgres
 # The stacks need Debian's PostgreSQL server unless they run LocalExecutor on SQLite (DATABASE=sqlite).
 PG_SERVER := $(if $(and $(filter sqlite,$(DATABASE)),$(filter local,$(EXECUTOR))),,postgres)
 
-.PHONY: help bootstrap browser postgres test test-unit lint validate demo up emulator bench bench-full test-celery drills demo-retention clean
+.PHONY: help bootstrap browser postgres test weeks test-unit lint validate demo up emulator bench bench-full test-celery drills demo-retention clean
 
 help:
 	@echo "make demo      run the image factory end to end on the local Azure"

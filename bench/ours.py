@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench import memory, worlds
 from bench.measure import RUN_DIR, stats_digest
@@ -17,6 +17,8 @@ from bench.overheads import pair_overheads
 from bench.report import Figure, Outcome
 
 log = logging.getLogger(__name__)
+
+Run = TypeVar("Run")
 
 #: Unpausing the DAG would otherwise start its latest scheduled run (capture on) next to the measured one.
 NO_SCHEDULED_RUNS = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
@@ -203,7 +205,7 @@ def run_ours(
         return [_one_run(stack, conf, timeout=timeout, follow_interval=follow_interval) for _ in range(runs)]
 
 
-def try_ours(outcome: Outcome, fn: Callable[[], list[OursRun]]) -> list[OursRun] | None:
+def try_ours(outcome: Outcome, fn: Callable[[], list[Run]]) -> list[Run] | None:
     """Return ``fn()``'s runs, or None with what blocked them written into ``outcome`` (the baseline's figures stay)."""
     try:
         return fn()

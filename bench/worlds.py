@@ -145,7 +145,7 @@ class CatalogueEntry:
         return f"{self.name}.json"
 
 
-def _captured(vm: Mapping[str, Any]) -> bool:
+def capturable(vm: Mapping[str, Any]) -> bool:
     """Tell whether capture would catalogue ``vm``: tagged, deallocated and provisioned."""
     return bool(
         vm.get("tags", {}).get("ImagePath")
@@ -159,7 +159,7 @@ def catalogue_entries(world: Mapping[str, Any], version: str, timestamp: str) ->
     docs/ARCHITECTURE.md, ``schemaVersion`` 2); the disk of VM ``i`` is ``make_disk(size, seed=i + 1)``."""
     entries: list[CatalogueEntry] = []
     for index, vm in enumerate(factory_lab(world).get("vms", [])):
-        if not _captured(vm):
+        if not capturable(vm):
             continue
         path = str(vm["tags"]["ImagePath"])
         name = catalogue_name(path, version)

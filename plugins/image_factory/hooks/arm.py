@@ -8,6 +8,8 @@ to fix.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -69,6 +71,19 @@ def arm_error(exc: HttpResponseError, *, action: str, scope: str, principal: str
     )
 
 
+#: The Azure SDK's logger of every request's and response's headers (at INFO, pages of them per task log).
+HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
+
+
+def quiet_http_logging() -> None:
+    """Log the SDK's HTTP headers only at ``$AZURE_HTTP_LOGGING_LEVEL`` (default WARNING), as ``WasbHook`` does."""
+    logger = logging.getLogger(HTTP_LOGGER)
+    try:
+        logger.setLevel(os.environ.get("AZURE_HTTP_LOGGING_LEVEL", logging.WARNING))
+    except ValueError:
+        logger.setLevel(logging.WARNING)
+
+
 class ArmClients(Generic[ClientT]):
     """Sync management clients of one SDK, one per subscription, sharing one connection's settings and credential.
 
@@ -78,6 +93,7 @@ class ArmClients(Generic[ClientT]):
     """
 
     def __init__(self, make: Callable[..., ClientT], read_connection: Callable[[], Any], **options: Any) -> None:
+        quiet_http_logging()
         self._make = make
         self._read_connection = read_connection
         self._options = options
@@ -117,6 +133,7 @@ class AsyncArmClients(Generic[AsyncClientT]):
     """Async counterpart of ``ArmClients`` for triggers: settings read through the async connection API."""
 
     def __init__(self, make: Callable[..., AsyncClientT], conn_id: str, **options: Any) -> None:
+        quiet_http_logging()
         self._make = make
         self._conn_id = conn_id
         self._options = options

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from azure.core.exceptions import HttpResponseError
 
 from image_factory.exceptions import ForbiddenError
-from image_factory.hooks.arm import ArmClients, arm_error
+from image_factory.hooks.arm import HTTP_LOGGER, ArmClients, arm_error
 
 
 def test_forbidden_error_says_what_to_fix() -> None:
@@ -47,3 +49,21 @@ def test_clients_are_built_once_per_subscription_with_the_connection_settings() 
     assert first.kwargs["connection_verify"] == "/ca.pem" and reads == [1]
     clients.close()
     assert first.closed
+
+
+@pytest.mark.parametrize(("env", "level"), [(None, logging.WARNING), ("DEBUG", logging.DEBUG), ("nonsense", 30)])
+def test_arm_hooks_quiet_the_sdks_http_header_logging(
+    monkeypatch: pytest.MonkeyPatch, env: str | None, level: int
+) -> None:
+    from image_factory.hooks.compute import FactoryComputeHook
+    from image_factory.hooks.devtestlabs import DevTestLabsAsyncHook, DevTestLabsHook
+
+    logger = logging.getLogger(HTTP_LOGGER)
+    if env is None:
+        monkeypatch.delenv("AZURE_HTTP_LOGGING_LEVEL", raising=False)
+    else:
+        monkeypatch.setenv("AZURE_HTTP_LOGGING_LEVEL", env)
+    for hook in (DevTestLabsHook, DevTestLabsAsyncHook, FactoryComputeHook):
+        logger.setLevel(logging.NOTSET)
+        hook()
+        assert logger.level == level, hook.__name__

@@ -19,6 +19,8 @@ from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef, P
 from image_factory.states import ProvisioningState
 from image_factory.versions import sort_key
 
+#: Why a subscribed ImagePath is skipped as ``no_version`` (and, when so, that it selects no golden image file).
+NO_CATALOGUED = "no catalogued image matches this ImagePath"
 _STATUS_REASON: dict[str, SkipReason] = {
     "not_found": "lab_not_found",
     "forbidden": "forbidden",
@@ -100,7 +102,8 @@ def plan(
     """
     if images_to_save < 1:
         raise ValueError(f"images_to_save must be at least 1, not {images_to_save}")
-    golden = {imagepaths.key(p) for p in golden_images}
+    golden_list = list(golden_images)
+    golden = {imagepaths.key(p) for p in golden_list}
     scope = _Scope(
         catalogue=_index_catalogue(
             (i for i in catalogue_images if imagepaths.key(i.image_path) in golden), images_to_save
@@ -108,6 +111,7 @@ def plan(
         lab_names={n.strip().casefold() for n in lab_filter} if lab_filter is not None else None,
         path_sels=[s for s in map(_casefolded, path_filter) if s] if path_filter is not None else None,
         factory_region=region_key(factory_location),
+        golden=[_casefolded(p) for p in golden_list],
     )
     out = _Builder()
     for lab in labs:
@@ -123,6 +127,13 @@ class _Scope:
     lab_names: set[str] | None
     path_sels: list[tuple[str, ...]] | None
     factory_region: str
+    golden: list[tuple[str, ...]]
+
+    def no_version_detail(self, segments: tuple[str, ...]) -> str:
+        """Say why a subscribed ImagePath has no version: no golden image file, or none catalogued yet."""
+        if not any(_selects(segments, g) for g in self.golden):
+            return f"{NO_CATALOGUED}: it selects no golden image file under GoldenImages"
+        return NO_CATALOGUED
 
     def filters_out(self, segments: tuple[str, ...], *, either_way: bool = False) -> bool:
         if self.path_sels is None:
@@ -153,7 +164,7 @@ def _plan_lab(out: _Builder, scope: _Scope, lab: LabRef, inventory: LabInventory
         if scope.filters_out(_casefolded(sel), either_way=True):
             out.skip(lab, sel, "filtered", "ImagePath not in this run's path filter")
         else:
-            out.skip(lab, sel, "no_version", "no catalogued image matches this ImagePath")
+            out.skip(lab, sel, "no_version", scope.no_version_detail(_casefolded(sel)))
 
     present = {image.name.casefold(): image for image in inventory.images}
     for entry in selected:

@@ -63,18 +63,23 @@ def _checked_config(run: RunContext) -> Configuration:
 
 @fails_fast(ConfigurationError)
 def validate_config(run: RunContext) -> dict[str, Any]:
-    """Load and validate the configuration and the run's params; raise naming every problem."""
+    """Load and validate the configuration and the run's params; raise naming every problem.
+
+    Loading the configuration logs each of its warnings (what the factory ignores or does instead of failing).
+    """
     config = _checked_config(run)
     log.info(
-        "Configuration %s is valid: %d labs, %d golden images",
+        "Configuration %s is valid: %d labs, %d golden images, %d warning(s)",
         config.config_dir,
         len(config.labs),
         len(config.golden_images),
+        len(config.warnings),
     )
     return {
         "labs": [lab.lab_name for lab in config.labs],
         "golden_images": list(config.golden_images),
         "factory_lab": config.factory.lab_name,
+        "warnings": [str(w) for w in config.warnings],
     }
 
 

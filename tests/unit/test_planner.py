@@ -178,6 +178,23 @@ def test_a_deleted_golden_image_is_neither_planned_nor_expected() -> None:
     }
     assert set(p.expected) == pairs_of(p)
     assert skips_of(p) == {("QALab", "Win2016/SQLExpress.json"): "no_version"}
+    (skip,) = p.skipped
+    assert skip.detail == (
+        "no catalogued image matches this ImagePath: it selects no golden image file under GoldenImages"
+    )
+
+
+def test_no_version_says_whether_the_image_path_selects_a_golden_image_file() -> None:
+    """A golden image never captured yet has a file but no version; a removed or mistyped one has no file."""
+    ref = lab("L", "Win2019", "Win2016/New.json", "Ubuntu")
+    golden = [*sorted({i.image_path for i in CATALOGUE}), "Win2016/New.json"]
+    p = run([ref], [inv(ref)], golden_images=golden)
+    details = {s.image_path: s.detail for s in p.skipped}
+    assert details == {
+        "Win2019": "no catalogued image matches this ImagePath: it selects no golden image file under GoldenImages",
+        "Win2016/New.json": "no catalogued image matches this ImagePath",
+    }
+    assert {x.image_path for x in p.pairs} == {"Ubuntu/Ubuntu2204.json"}
 
 
 def test_lab_filter_is_case_insensitive() -> None:

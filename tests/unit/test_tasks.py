@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -153,6 +154,25 @@ def test_validate_config_fails_at_once_naming_the_problem() -> None:
     with pytest.raises(AirflowFailException, match="NoSuchLab"):
         tasks.validate_config(_run(labs=["NoSuchLab"]))
     assert tasks.validate_config(_run())["labs"] == ["DevLab", "TestLab", "QALab"]
+
+
+def test_validate_config_logs_every_configuration_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "Configuration"
+    shutil.copytree(CONFIG, folder)
+    labs = json.loads((folder / "labs.json").read_text(encoding="utf-8"))
+    labs["Comment"] = "kept from the PowerShell factory"
+    labs["Labs"][0]["ImagePaths"] = ["Win2016/Datacenter", "Win2016/Gone.json"]
+    (folder / "labs.json").write_text(json.dumps(labs, indent=2), encoding="utf-8")
+    run = _run()
+    run.folder = folder
+    with caplog.at_level("INFO"):
+        summary = tasks.validate_config(run)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == summary["warnings"] and len(warned) == 3
+    assert any("unknown top-level key 'Comment' is ignored" in w for w in warned)
+    assert any("selects the file 'Win2016/Datacenter.json' by its stem" in w for w in warned)
+    assert any("'Win2016/Gone.json' selects no golden image file" in w for w in warned)
+    assert "3 warning(s)" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """Check a configuration folder: ``python -m image_factory.configuration [DIR]`` (``make validate``).
 
 Exit status 0 when the configuration is valid (warnings are printed but allowed), 1 when it has errors, 2 on a
-usage error. Errors and warnings go to stderr as ``file:line: location: message``; the summary to stdout.
+usage error. Errors and warnings go to stderr as ``file:line: location: message`` (with ``--json`` too); the
+summary, or the JSON report holding both, to stdout. A warning says what the factory does instead of failing (an
+unknown key is ignored, an ImagePath selecting nothing leaves that lab without it).
 """
 
 from __future__ import annotations
@@ -33,11 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_text(report: Report) -> None:
+def _print_findings(report: Report) -> None:
     for finding in report.errors:
         print(f"error: {finding}", file=sys.stderr)
     for finding in report.warnings:
         print(f"warning: {finding}", file=sys.stderr)
+
+
+def _print_text(report: Report) -> None:
+    _print_findings(report)
     status = "valid" if report.ok else "INVALID"
     print(
         f"{report.config_dir}: configuration {status}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
@@ -45,8 +51,7 @@ def _print_text(report: Report) -> None:
 
 
 def _print_json(report: Report) -> None:
-    for finding in report.errors:
-        print(f"error: {finding}", file=sys.stderr)
+    _print_findings(report)
     document = {
         "config_dir": str(report.config_dir),
         "ok": report.ok,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from image_factory import imagepaths
 from image_factory.configuration.findings import Collector, Finding, format_location
 from image_factory.configuration.reader import find_entry, read_json
 from image_factory.configuration.scanner import JsonPath
-from image_factory.configuration.schema import json_type
+from image_factory.configuration.schema import closest, json_type
 from image_factory.models import LabRef
 
 GOLDEN_IMAGES_DIR = "GoldenImages"
@@ -158,31 +159,93 @@ def _escapes_by_link(root: Path, selector: str) -> bool:
     return False
 
 
-def match_image_paths(col: Collector, root: Path, labs: list[tuple[int, LabRef]], images: list[str]) -> set[str]:
-    """Report ImagePaths that select no golden image; return the golden images some lab uses."""
-    used: set[str] = set()
+_JSON = ".json"
+
+
+def _stem_matches(selector: str, images: list[str]) -> list[str]:
+    """Return the golden image files ``selector`` (no ``.json``, no trailing separator) names by their stem."""
+    if selector.rstrip().endswith(("/", "\\")) or selector.strip().casefold().endswith(_JSON):
+        return []  # a trailing separator names a folder; a '.json' ending names a file already
+    stem = imagepaths.key(selector) + _JSON
+    return [image for image in images if image.casefold() == stem]
+
+
+def _closest_path(selector: str, images: list[str]) -> str:
+    """Return ``; did you mean ...?`` for the golden file or folder closest to ``selector``, or ''."""
+    folders = {"/".join(imagepaths.segments(i)[:n]) for i in images for n in range(1, len(imagepaths.segments(i)))}
+    hint = closest(imagepaths.normalize(selector), [*images, *sorted(folders)])
+    return f"; did you mean {hint!r}?" if hint else ""
+
+
+@dataclass
+class _Matcher:
+    """Matches one lab's ImagePaths against the golden images, reporting into the labs file's collector."""
+
+    col: Collector
+    root: Path
+    images: list[str]
+    used: set[str] = field(default_factory=set)
+
+    def spelled(self, location: JsonPath, lab: LabRef, selector: str) -> str:
+        """Return the ImagePath as the lab uses it: ``selector``, or the file its stem names (with a warning)."""
+        chosen = imagepaths.selected([selector], self.images)
+        stems = _stem_matches(selector, self.images)
+        if chosen and stems:
+            self.col.add(
+                location,
+                f"{selector!r} is ambiguous: it names the folder {imagepaths.normalize(selector)!r} and, by its"
+                f" stem, the file {stems[0]!r}; write {imagepaths.normalize(selector) + '/'!r} for the folder or"
+                f" {stems[0]!r} for the file",
+            )
+        elif len(stems) > 1:
+            named = ", ".join(map(repr, stems))
+            self.col.add(location, f"{selector!r} is ambiguous: it names {len(stems)} files by their stem: {named}")
+        elif stems:
+            self.used.add(stems[0])
+            self.col.add(
+                location,
+                f"{selector!r} has no '.json': it selects the file {stems[0]!r} by its stem; write {stems[0]!r}"
+                " (the canonical spelling)",
+                severity="warning",
+            )
+            return stems[0]
+        elif chosen:
+            self.used.update(chosen)
+        elif _escapes_by_link(self.root, selector) or _escapes_by_link(self.root, selector + _JSON):
+            self.col.add(location, f"{selector!r} leads outside GoldenImages (through a symbolic link)")
+        else:
+            self.col.add(
+                location,
+                f"{selector!r} selects no golden image file under GoldenImages (folders and files match whole path"
+                f" segments): lab {lab.lab_name!r} gets nothing for it, its other ImagePaths still run"
+                f"{_closest_path(selector, self.images)}",
+                severity="warning",
+            )
+        return selector
+
+
+def match_image_paths(
+    col: Collector, root: Path, labs: list[tuple[int, LabRef]], images: list[str]
+) -> tuple[set[str], list[tuple[int, LabRef]]]:
+    """Match every lab's ImagePaths against the golden images; return the images some lab uses and the labs.
+
+    An ImagePath that names one file by its stem (no ``.json``) selects it with a warning, and the labs returned
+    spell it canonically; one that is ambiguous or leads outside GoldenImages is an error; one that selects
+    nothing (its file was removed, a typo) is a warning for that lab: it stays, selecting nothing.
+    """
+    matcher = _Matcher(col, root, images)
     refused = {f.location for f in col.errors}
+    out: list[tuple[int, LabRef]] = []
     for index, lab in labs:
+        paths: list[str] = []
         for p_index, selector in enumerate(lab.image_paths):
             location: JsonPath = ("Labs", index, "ImagePaths", p_index)
             if format_location(location) in refused:
-                continue  # already refused (absolute, '..')
-            chosen = imagepaths.selected([selector], images)
-            if chosen:
-                used.update(chosen)
-                continue
-            if _escapes_by_link(root, selector):
-                col.add(location, f"{selector!r} leads outside GoldenImages (through a symbolic link)")
-                continue
-            hint = ""
-            if imagepaths.selected([selector + ".json"], images):
-                hint = f"; did you mean {imagepaths.normalize(selector) + '.json'!r}?"
-            col.add(
-                location,
-                f"{selector!r} matches no golden image file under GoldenImages "
-                f"(folders and files match whole path segments){hint}",
-            )
-    return used
+                paths.append(selector)  # already refused (absolute, '..')
+            else:
+                paths.append(matcher.spelled(location, lab, selector))
+        out.append((index, replace(lab, image_paths=tuple(paths))))
+    return matcher.used, out
 
 
 def unused_images(root: Path, images: list[str], used: set[str]) -> list[Finding]:

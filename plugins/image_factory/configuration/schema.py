@@ -1,8 +1,10 @@
 """The product's JSON Schemas (shipped in ``schemas/``): finding them, checking a document, describing errors.
 
-Schema errors are turned into messages a person can act on (``missing required field 'LabName'``, ``unknown
-top-level key 'Lab'; did you mean 'Labs'?``), and keys differing from the schema's spelling only in case are
-renamed to it first (PowerShell reads keys case-insensitively; so does the factory).
+Schema errors are turned into messages a person can act on (``missing required field 'LabName'``), and keys
+differing from the schema's spelling only in case are renamed to it first (PowerShell reads keys
+case-insensitively; so does the factory). An unknown key (the schemas' ``additionalProperties: false``) is a
+*warning* naming the closest known key (the PowerShell factory ignored extra keys such as a lab's ``Owner``); a
+misspelt required key still fails, as the required one is then missing, and that error names the look-alike.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import extend
 
-from image_factory.configuration.findings import Collector
+from image_factory.configuration.findings import Collector, Severity
 from image_factory.configuration.scanner import JsonPath
 from image_factory.exceptions import ConfigurationError
 
@@ -95,21 +97,41 @@ _ARTICLES = {
 }
 
 
+def _unknown_keys(error: ValidationError) -> tuple[list[str], list[str]]:
+    """Return (the object's keys the schema does not know, the keys it knows) for an object's schema error."""
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    known = list(error.schema.get("properties", {}))
+    return [str(k) for k in instance if k not in known], known
+
+
+def closest(word: str, candidates: list[str]) -> str | None:
+    """Return the candidate closest to ``word`` (difflib, case-insensitive), or None when none is close."""
+    by_fold = {c.casefold(): c for c in candidates}
+    hint = difflib.get_close_matches(word.casefold(), list(by_fold), n=1)
+    return by_fold[hint[0]] if hint else None
+
+
 def _on_required(path: JsonPath, error: ValidationError) -> _Described:
     instance = error.instance if isinstance(error.instance, dict) else {}
-    return [(path, f"missing required field {k!r}") for k in error.validator_value if k not in instance]
+    unknown, _ = _unknown_keys(error)
+    out: _Described = []
+    for key in error.validator_value:
+        if key in instance:
+            continue
+        look_alike = closest(key, unknown)
+        said = f"; the unknown key {look_alike!r} looks like a misspelling of it" if look_alike else ""
+        out.append((path, f"missing required field {key!r}{said}"))
+    return out
 
 
 def _on_additional(path: JsonPath, error: ValidationError) -> _Described:
-    instance = error.instance if isinstance(error.instance, dict) else {}
-    known = list(error.schema.get("properties", {}))
+    unknown, known = _unknown_keys(error)
     where = "top-level key" if not path else "key"
     out: _Described = []
-    for key in instance:
-        if key not in known:
-            hint = difflib.get_close_matches(key, known, n=1)
-            suffix = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(known)}"
-            out.append(((*path, key), f"unknown {where} {key!r}{suffix}"))
+    for key in unknown:
+        hint = closest(key, known)
+        suffix = f"; did you mean {hint!r}?" if hint else f" (known keys: {', '.join(known)})"
+        out.append(((*path, key), f"unknown {where} {key!r} is ignored{suffix}"))
     return out
 
 
@@ -159,11 +181,27 @@ def _describe(error: ValidationError) -> _Described:
     return describer(path, error) if describer else [(path, error.message)]
 
 
+#: Schema keywords whose findings are warnings: the document is still used (an unknown key is ignored).
+_WARNINGS = frozenset({"additionalProperties"})
+
+
 def check_schema(col: Collector, doc: Any, schema_name: str) -> bool:
-    """Validate ``doc`` against a schema; stop early on oversized arrays and after MAX_SCHEMA_ERRORS."""
+    """Validate ``doc`` against a schema; return whether it has no errors (warnings allowed).
+
+    Stops early on oversized arrays and after MAX_SCHEMA_ERRORS.
+    """
     validator = _schema_validator(schema_name)
-    count = 0
+    count = warned = 0
     for error in validator.iter_errors(doc):
+        severity: Severity = "warning" if error.validator in _WARNINGS else "error"
+        if severity == "warning":
+            warned += 1
+            if warned <= MAX_SCHEMA_ERRORS:
+                for path, message in _describe(error):
+                    col.add(path, message, severity)
+            elif warned == MAX_SCHEMA_ERRORS + 1:
+                col.add((), f"unknown keys in more than {MAX_SCHEMA_ERRORS} objects; stopped listing them", severity)
+            continue
         for path, message in _describe(error):
             col.add(path, message)
         count += 1

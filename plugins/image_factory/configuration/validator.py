@@ -2,8 +2,10 @@
 
 One implementation serves both. Every check is local and cheap (no network): files are refused by size before
 they are parsed, JSON is parsed with duplicate-key detection, labs.json and factory.json are checked against the
-product's JSON Schemas and then semantically (duplicate labs, ImagePaths that match no golden image or leave
-GoldenImages, cron schedule, ARM templates).
+product's JSON Schemas and then semantically (duplicate labs, ImagePaths that leave GoldenImages or name files
+ambiguously, cron schedule, ARM templates). Lenient where the PowerShell factory was, always saying so with a
+warning: unknown keys are ignored, an ImagePath naming a file by its stem selects it (``Configuration.labs``
+spell it canonically), and one that selects nothing leaves that lab without it while its other paths run.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def _validate_labs(config_dir: Path, root: Path, out: _Outcome) -> None:
         return
     col, labs = check_labs(out.labs_file)
     if labs:
-        used = match_image_paths(col, root, labs, out.images)
+        used, labs = match_image_paths(col, root, labs, out.images)
         out.warnings.extend(unused_images(root, out.images, used))
     out.errors.extend(col.errors)
     out.warnings.extend(col.warnings)

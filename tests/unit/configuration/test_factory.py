@@ -31,7 +31,7 @@ FACTORY_CASES = [
     ("wrong_type", "ImagesToSave", 8, "must be an integer, not a boolean (true)"),
     ("missing_factory", "", 1, "missing required field 'Factory'"),
     ("missing_factory_field", "Factory", 2, "missing required field 'ResourceGroup'"),
-    ("unknown_key", "MaxConcurentJobs", 7, "unknown top-level key 'MaxConcurentJobs'; did you mean"),
+    ("misspelt_required", "Factory", 2, "missing required field 'LabName'; the unknown key 'Lab_Name' looks like a"),
     ("bad_factory_names", "Factory.SubscriptionId", 3, "is not a valid subscription ID"),
     ("bad_factory_names", "Factory.ResourceGroup", 4, '"rg imagefactory" is not a valid resource group name'),
     ("bad_factory_names", "Factory.LabName", 5, '"Image.Factory" is not a valid DevTest Lab name'),
@@ -48,6 +48,34 @@ def test_factory_errors(cfg: Path, case: str, location: str, line: int, fragment
     with pytest.raises(ConfigurationError) as raised:
         load_factory_settings(cfg)
     assert any(fragment in f for f in raised.value.findings)
+
+
+#: (fixture, location, line, message) of the unknown keys factory.json may hold: warnings, the key is ignored.
+FACTORY_WARNINGS = [
+    ("unknown_key", "MaxConcurentJobs", 7, "unknown top-level key 'MaxConcurentJobs' is ignored; did you mean"
+     " 'MaxConcurrentJobs'?"),
+    ("misspelt_required", "Factory.Lab_Name", 5, "unknown key 'Lab_Name' is ignored; did you mean 'LabName'?"),
+    ("misspelt_required", "Comment", 7, "unknown top-level key 'Comment' is ignored (known keys: $schema, Factory,"),
+    ("misspelt_required", "Timeouts.ImageMinute", 8, "unknown key 'ImageMinute' is ignored; did you mean"
+     " 'ImageMinutes'?"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "location", "line", "fragment"), FACTORY_WARNINGS)
+def test_factory_warnings(cfg: Path, case: str, location: str, line: int, fragment: str) -> None:
+    factory_file = with_case(cfg, "factory", case)
+    warning = only(validate_configuration(cfg).warnings, location)
+    assert (warning.file, warning.line, warning.severity) == (str(factory_file), line, "warning")
+    assert fragment in warning.message
+
+
+def test_unknown_keys_are_ignored_and_the_settings_load(cfg: Path) -> None:
+    with_case(cfg, "factory", "unknown_key")
+    report = validate_configuration(cfg)
+    assert report.ok, [str(f) for f in report.errors]
+    settings = load_factory_settings(cfg)
+    assert settings.max_concurrent_jobs == FactorySettings("", "", "").max_concurrent_jobs
+    assert parse_time_settings(cfg) == settings
 
 
 def test_factory_settings_defaults(cfg: Path) -> None:

@@ -14,7 +14,7 @@ from image_factory.configuration import (
     validate_configuration,
 )
 from image_factory.exceptions import ConfigurationError
-from tests.unit.configuration.conftest import REPO, with_case
+from tests.unit.configuration.conftest import FIXTURES, REPO, with_case
 
 
 def test_repository_configuration_is_valid_without_warnings() -> None:
@@ -86,3 +86,48 @@ def test_missing_folder_is_reported(tmp_path: Path) -> None:
     assert finding.file == str(tmp_path / "nope") and "is not a folder" in finding.message
     with pytest.raises(ConfigurationError):
         load_configuration(tmp_path / "nope")
+
+
+POWERSHELL = FIXTURES / "powershell"
+
+
+def test_a_configuration_shaped_like_the_powershell_factorys_validates_with_warnings() -> None:
+    """Its Labs.json (UTF-8 BOM, CRLF, backslashes, stem-only paths, extra keys) and spaced file names."""
+    report = validate_configuration(POWERSHELL)
+    assert report.ok, [str(f) for f in report.errors]
+    labs_file = str(POWERSHELL / "Labs.json")
+    found = [(Path(w.file).name, w.line, w.location, w.message.split(":")[0]) for w in report.warnings]
+    assert found == [
+        ("Labs.json", 2, "Comment", "unknown top-level key 'Comment' is ignored (known keys"),
+        ("Labs.json", 7, "Labs[0].Owner", "unknown key 'Owner' is ignored (known keys"),
+        ("Labs.json", 10, "Labs[0].ImagePaths[1]", "'Win2016\\\\Datacenter' has no '.json'"),
+        ("Labs.json", 19, "Labs[1].ImagePaths[1]", "'Win10\\\\Enterprise N' has no '.json'"),
+        (
+            "Labs.json",
+            27,
+            "Labs[2].ImagePaths[1]",
+            "'Win2012R2\\\\VS2013 Ultimate.json' selects no golden image file under GoldenImages (folders and files"
+            " match whole path segments)",
+        ),
+        ("factory.json", 2, "Comment", "unknown top-level key 'Comment' is ignored (known keys"),
+    ]
+    assert all(w.file == labs_file for w in report.warnings[:5])
+    assert "write 'Win2016/Datacenter.json' (the canonical spelling)" in report.warnings[2].message
+    assert "lab 'QALab' gets nothing for it, its other ImagePaths still run" in report.warnings[4].message
+
+
+def test_the_powershell_shaped_configuration_loads_with_canonical_image_paths() -> None:
+    conf = load_configuration(POWERSHELL)
+    assert conf.labs_file == POWERSHELL / "Labs.json"
+    assert conf.golden_images == (
+        "Win10/Enterprise N.json",
+        "Win2012R2/VS2015 Enterprise with Azure SDK.json",
+        "Win2016/Datacenter.json",
+        "Win2016/SQL 2016 Developer.json",
+    )
+    assert {lab.lab_name: lab.image_paths for lab in conf.labs} == {
+        "DevLab": ("Win2012R2\\VS2015 Enterprise with Azure SDK.json", "Win2016/Datacenter.json"),
+        "TestLab": ("Win2016", "Win10/Enterprise N.json"),
+        "QALab": ("Win2016\\SQL 2016 Developer.json", "Win2012R2\\VS2013 Ultimate.json"),
+    }
+    assert len(conf.warnings) == 6

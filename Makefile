@@ -64,9 +64,10 @@ test-celery: bootstrap postgres
 drills: bootstrap postgres
 	$(VENV)/bin/pytest -m drill $(PYTEST_ARGS)
 
-# The factory over simulated nights on the real processes (about ten minutes); result in tests/e2e/WEEKS-RESULTS.md.
+# The factory over simulated nights: on the real processes and with dag.test() (about 20 minutes); result in
+# tests/e2e/WEEKS-RESULTS.md.
 weeks: bootstrap postgres
-	$(VENV)/bin/pytest -m weeks tests/e2e/test_weeks.py $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m weeks $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

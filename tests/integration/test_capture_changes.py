@@ -16,7 +16,8 @@ import pytest
 
 from tests.integration.conftest import REPO, WORLD, LocalAzure, run_dag, running_local_azure
 
-pytestmark = [pytest.mark.emulator, pytest.mark.airflow]
+# Several nights in a row (minutes each): with the weeks test in `make weeks`, not in `make test`.
+pytestmark = [pytest.mark.emulator, pytest.mark.airflow, pytest.mark.weeks]
 
 FAST = {"copy_poll_seconds": 1}
 DAY = "2025-06-01"

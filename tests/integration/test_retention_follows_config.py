@@ -21,7 +21,8 @@ from image_factory import naming
 from image_factory.models import MANAGED_BY_TAG
 from tests.integration.conftest import REPO, WORLD, LocalAzure, run_dag, running_local_azure
 
-pytestmark = [pytest.mark.emulator, pytest.mark.airflow]
+# Several nights in a row (minutes each): with the weeks test in `make weeks`, not in `make test`.
+pytestmark = [pytest.mark.emulator, pytest.mark.airflow, pytest.mark.weeks]
 
 FAST = {"copy_poll_seconds": 1}
 NIGHTS = ("2025-05-01", "2025-05-02", "2025-05-03")

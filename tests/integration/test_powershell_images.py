@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,6 +184,29 @@ def rows(items: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 ALL_IMAGES = {OURS, *LEGACY, UNTAGGED, RENAMED, UNKNOWN_PATH}
 ALL_BLOBS = {f"{guid}{ext}" for guid in SIDECARS for ext in (".json", ".vhd")}
+
+
+def test_the_image_list_command_shows_who_made_each_version(azure: LocalAzure, config: Path, seeded: None) -> None:
+    env = {**os.environ, **azure.connections_env(subscription_id=SUB), "PYTHONPATH": str(REPO / "plugins")}
+    done = subprocess.run(
+        [sys.executable, "-m", "image_factory.image_list", "--config", str(config), "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    listed = {(r["lab"], r["name"]): (r["image_path"], r["version"], r["made_by"]) for r in doc["images"]}
+    assert listed[(LAB, LEGACY[1])] == (DC, "2026-11-01.2", "PowerShell factory")
+    assert listed[(LAB, OURS)] == (DC, TODAY, "this factory")
+    assert listed[(LAB, UNTAGGED)] == ("", "2026-10-01", "unknown")
+    assert listed[(LAB, RENAMED)][2] == "unknown"
+    assert listed[("(factory storage)", LEGACY[2])] == (DC, "2026-11-02", "PowerShell factory")
+    assert {r["lab"] for r in doc["images"]} == {LAB, "(factory storage)"}
+    assert doc["notes"] == []
 
 
 def test_adoption_off_lists_the_powershell_images_as_kept_and_deletes_none(

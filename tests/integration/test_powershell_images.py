@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -35,7 +34,8 @@ from image_factory.retention.operator import DELETED, REFUSED, RetireOperator
 from image_factory.retention.powershell import KEEP_NOT_ADOPTED
 from image_factory.retention.steps import Decided, decisions_of
 from image_factory.run_context import RunContext, RunParams
-from stack.localazure import LocalAzure, start_local_azure
+from stack.localazure import LocalAzure
+from tests.integration.conftest import configuration_on, quick_local_azure
 
 pytestmark = [pytest.mark.emulator]
 
@@ -62,24 +62,13 @@ NO_PLAN = Plan().to_dict()
 @pytest.fixture(scope="module")
 def azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
     tmp = tmp_path_factory.mktemp("powershell-azure")
-    world = REPO / "emulator" / "worlds" / "demo.json"
-    local = start_local_azure(world=world, state_dir=tmp / "state", log_dir=tmp / "logs")
-    try:
-        local.post("/config", {"lro_seconds": 0.3, "copy_seconds": 0})
+    with quick_local_azure(REPO / "emulator" / "worlds" / "demo.json", tmp) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory, azure: LocalAzure) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("powershell-config") / "Configuration"
-    shutil.copytree(REPO / "Configuration", folder)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in azure.connections_env(subscription_id=SUB).items():
-            mp.setenv(key, value)
-        mp.setenv("IMAGE_FACTORY_CONFIG_DIR", str(folder))
-        mp.setenv("IMAGE_FACTORY_REPORT_DIR", str(folder.parent / "reports"))
+    with configuration_on(azure, tmp_path_factory.mktemp("powershell-config") / "Configuration", SUB) as folder:
         yield folder
 
 
@@ -149,7 +138,8 @@ def _seed_images(azure: LocalAzure) -> None:
 
 
 def _images(azure: LocalAzure) -> list[dict[str, Any]]:
-    return next(lab for lab in azure.state()["labs"] if lab["name"] == LAB)["images"]
+    images: list[dict[str, Any]] = next(lab for lab in azure.state()["labs"] if lab["name"] == LAB)["images"]
+    return images
 
 
 def image_names(azure: LocalAzure) -> set[str]:
@@ -172,10 +162,7 @@ def decide(folder: Path, run_id: str, *, dry_run: bool) -> Decided:
 
 
 def execute(items: list[dict[str, Any]]) -> list[str]:
-    return [
-        RetireOperator(task_id=f"delete_{i}", deletion=item).execute({})["outcome"]  # type: ignore[arg-type]
-        for i, item in enumerate(items)
-    ]
+    return [RetireOperator(task_id=f"delete_{i}", deletion=item).execute({})["outcome"] for i, item in enumerate(items)]
 
 
 def rows(items: list[dict[str, Any]]) -> set[tuple[str, str, str]]:

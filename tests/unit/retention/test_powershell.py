@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
 from image_factory.models import MANAGED_BY_VALUE, FactoryVm, ImageVersion, LabImage, LabInventory, LabRef
-from image_factory.retention.decisions import FACTORY
+from image_factory.retention.decisions import FACTORY, RetentionPlan
 from image_factory.retention.factory_vms import KEEP_POWERSHELL_CAPTURE, cleanup_plan, powershell_captured_vms
 from image_factory.retention.images import retention_plan
 from image_factory.retention.powershell import (
@@ -98,7 +99,7 @@ FOREIGN = [ps_image("Win2016_Datacenter-Oct-1-2026", tag=None), ps_image("Win201
 UNKNOWN_PATH = ps_image("Gone_Image-Oct-1-2026", tag="Gone\\Image.json")
 
 
-def _plan(adopt: bool, images: list[LabImage], catalogue: list[ImageVersion] = ()) -> object:  # type: ignore[assignment]
+def _plan(adopt: bool, images: list[LabImage], catalogue: Sequence[ImageVersion] = ()) -> RetentionPlan:
     inv = LabInventory(lab=DEV, status="ok", resource_group="rg-dev", images=tuple(images))
     return retention_plan(
         labs=[DEV],

@@ -5,8 +5,9 @@ original's images of ``Win2016\\Datacenter.json`` (``…-Nov-1-2026``, its same-
 the ``ImagePath`` tag with backslashes, no ``ImageFactory.ManagedBy``), one image of this factory, and images that
 are no one's to delete: an untagged one with the original's name, a tagged one with another name, the original's
 image of a golden image this factory does not know. The factory catalogue gets the original's guid-named VHDs with
-UTF-16 sidecars and ``Get-Date`` timestamps. The tests run in file order: adoption off (dry run, then for real),
-then on (dry run, a deletion refused once adoption is switched off again, then for real).
+UTF-16 sidecars and ``Get-Date`` timestamps. The tests run in file order: the image list command's JSON, a
+``dag.test()`` dry run with adoption on (its retire table), adoption off (dry run, then for real), then on (dry
+run, a deletion refused once adoption is switched off again, then for real).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,7 +37,7 @@ from image_factory.retention.powershell import KEEP_NOT_ADOPTED
 from image_factory.retention.steps import Decided, decisions_of
 from image_factory.run_context import RunContext, RunParams
 from stack.localazure import LocalAzure
-from tests.integration.conftest import configuration_on, quick_local_azure
+from tests.integration.conftest import configuration_on, quick_local_azure, run_dag
 
 pytestmark = [pytest.mark.emulator]
 
@@ -194,6 +196,25 @@ def test_the_image_list_command_shows_who_made_each_version(azure: LocalAzure, c
     assert listed[("(factory storage)", LEGACY[2])] == (DC, "2026-11-02", "PowerShell factory")
     assert {r["lab"] for r in doc["images"]} == {LAB, "(factory storage)"}
     assert doc["notes"] == []
+
+
+@pytest.mark.airflow
+def test_a_dag_test_dry_run_shows_them_in_the_retire_table(
+    azure: LocalAzure, config: Path, seeded: None, airflow_home: dict[str, str]
+) -> None:
+    adopt(config, True)
+    env = {
+        **airflow_home,
+        **azure.connections_env(subscription_id=SUB),
+        "IMAGE_FACTORY_CONFIG_DIR": str(config),
+        "IMAGE_FACTORY_REPORT_DIR": str(config.parent / "reports"),
+    }
+    result = run_dag(env, {"dry_run": True, "capture": False}, f"{TODAY}T02:00:00")
+    assert result["state"] == "success", result["log"]
+    assert "Dry run: retention would do this" in result["log"]
+    assert re.search(rf"would delete\s+custom_image\s+{LAB}\s+{LEGACY[0]}\s", result["log"])
+    assert "adopted from the PowerShell factory" in result["log"]
+    assert image_names(azure) == ALL_IMAGES and catalogue_blobs(azure) == ALL_BLOBS
 
 
 def test_adoption_off_lists_the_powershell_images_as_kept_and_deletes_none(

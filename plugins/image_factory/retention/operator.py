@@ -48,6 +48,8 @@ def delete_one(item: Mapping[str, Any], settings: FactorySettings) -> str:
     kind = item.get("kind")
     name = str(item["name"])
     if kind == "catalogue_version":
+        if item.get("adopted") and not settings.adopt_powershell_images:
+            return f"{REFUSED}: {name} was written by the PowerShell factory and AdoptPowerShellImages is off now"
         storage = FactoryStorageHook(wasb_conn_id=settings.storage_conn_id)
         blobs = [str(b) for b in item.get("blobs") or []]
         # Sidecars first: the version leaves the catalogue at once, so no planner can pick a half-deleted one.

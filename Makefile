@@ -13,12 +13,13 @@ DATABASE ?= postgres
 # The stacks need Debian's PostgreSQL server unless they run LocalExecutor on SQLite (DATABASE=sqlite).
 PG_SERVER := $(if $(and $(filter sqlite,$(DATABASE)),$(filter local,$(EXECUTOR))),,postgres)
 
-.PHONY: help bootstrap browser postgres test weeks test-unit lint validate demo up emulator bench bench-full test-celery drills demo-retention clean
+.PHONY: help bootstrap browser postgres test weeks test-unit lint validate image-list demo up emulator bench bench-full test-celery drills demo-retention clean
 
 help:
 	@echo "make demo      run the image factory end to end on the local Azure"
 	@echo "make test      run every test (lint included)"
 	@echo "make validate  check ./Configuration (CONFIG=<dir> for another folder)"
+	@echo "make image-list  which image versions every lab holds, and who made them (JSON=1 for JSON)"
 	@echo "make lint      ruff + mypy"
 	@echo "make up        start the local Azure + Airflow and keep them running (UI on 127.0.0.1:28080)"
 	@echo "               (DATABASE=sqlite: no PostgreSQL, but no backfill that reprocesses runs; EXECUTOR=celery)"
@@ -49,6 +50,10 @@ postgres:
 
 validate: $(VENV)/.installed
 	PYTHONPATH=plugins $(PY) -m image_factory.configuration $(CONFIG)
+
+# Reads Azure on the Airflow connections (e.g. AIRFLOW_CONN_IMAGE_FACTORY_ARM / _STORAGE); changes nothing.
+image-list: $(VENV)/.installed
+	PYTHONPATH=plugins $(PY) -m image_factory.image_list --config $(CONFIG) $(if $(JSON),--json)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check dags plugins emulator stack tests bench

@@ -6,7 +6,8 @@ the VM's disk today; a sidecar without it (older ones, the PowerShell factory's)
 the PowerShell factory wrote are read as they are: UTF-8 or UTF-16 with a BOM (``Out-File``), ``imagePath`` with
 backslashes, ``osType`` in any case, ``timestamp`` as ``(Get-Date).ToUniversalTime().ToString()`` printed it, and
 no sysprep flag (the original always created generalized images). Their version is the date in the image
-name's ``-MMM-d-yyyy`` suffix (the name the labs' copies carry), else the UTC date of the timestamp.
+name's ``-MMM-d-yyyy`` suffix, a same-day letter ``A``, ``B``… read as ``.2``, ``.3``… (the name the labs' copies
+carry), else the UTC date of the timestamp; they are marked ``by_powershell`` (no ``schemaVersion``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ SCHEMA_VERSION = 2
 
 _OS_TYPES: dict[str, OsType] = {"windows": "Windows", "linux": "Linux"}
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
-_NAME_DATE = re.compile(r"-([A-Za-z]{3})-(\d{1,2})-(\d{4})[A-Z]?$")
+_NAME_DATE = re.compile(r"-([A-Za-z]{3})-(\d{1,2})-(\d{4})([A-Z]?)$")
 _MONTHS = {
     m: i
     for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)
@@ -96,18 +97,31 @@ def parse_timestamp(text: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def version_from_name(name: str) -> str | None:
-    """Return the date of a PowerShell image name's ``-MMM-d-yyyy`` suffix (ISO), if it has one."""
+def powershell_name(name: str) -> tuple[str, str] | None:
+    """Split a PowerShell image name ``<stem>-MMM-d-yyyy[A-Z]`` into (stem, version), None if it is not one.
+
+    The original named a day's first image ``…-Dec-1-2026`` and each same-day rebuild after it with a letter,
+    ``A`` for the second, ``B`` for the third: here ``2026-12-01``, ``2026-12-01.2``, ``2026-12-01.3``.
+    """
     found = _NAME_DATE.search(name)
-    if not found:
+    if not found or found.start() == 0:
         return None
     month = _MONTHS.get(found.group(1).lower())
     if month is None:
         return None
     try:
-        return datetime(int(found.group(3)), month, int(found.group(2)), tzinfo=UTC).date().isoformat()
+        day = datetime(int(found.group(3)), month, int(found.group(2)), tzinfo=UTC).date().isoformat()
     except ValueError:
         return None
+    letter = found.group(4)
+    version = f"{day}.{ord(letter) - ord('A') + 2}" if letter else day
+    return name[: found.start()], version
+
+
+def version_from_name(name: str) -> str | None:
+    """Return the version of a PowerShell image name's ``-MMM-d-yyyy[A-Z]`` suffix, if it has one."""
+    parts = powershell_name(name)
+    return parts[1] if parts else None
 
 
 def _decode(blob_name: str, data: bytes) -> dict[str, Any]:
@@ -206,6 +220,7 @@ def parse_sidecar(blob_name: str, data: bytes) -> ImageVersion:
         footer_sha256=_text(doc, "footerSha256", blob_name, required=False) or None,
         source=_source(doc, blob_name),
         run_id=_text(doc, "runId", blob_name, required=False) or None,
+        by_powershell="schemaVersion" not in doc,
     )
 
 
@@ -217,7 +232,7 @@ def _newest_first(images: Iterable[ImageVersion]) -> list[ImageVersion]:
 class Catalogue:
     """The parsed catalogue: usable image versions, every blob of each version, and what is wrong with the rest."""
 
-    #: One image per (ImagePath, version), the newest when several share them (the original's same-day A, B, C…).
+    #: One image per (ImagePath, version), the newest when several share one (the same version captured twice).
     images: list[ImageVersion] = field(default_factory=list)
     #: Human sentences: sidecars without VHD, VHDs without sidecar, unreadable sidecars.
     problems: list[str] = field(default_factory=list)

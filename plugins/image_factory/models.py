@@ -145,6 +145,8 @@ class ImageVersion:
     source: CaptureSource | None = None
     #: The run that captured it (a retry of that run never captures its ImagePath again).
     run_id: str | None = None
+    #: Written by the PowerShell factory (a sidecar without ``schemaVersion``).
+    by_powershell: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,10 @@ class LabImage:
     os_type: str | None = None
     sysprep: bool | None = None
     vhd_name: str | None = None
+    #: The ``ImageFactory.ManagedBy`` tag's value (None: no such tag; the PowerShell factory never set one).
+    managed_by: str | None = None
+    #: The image's ``creationDate`` (None when ARM gives none).
+    created: datetime | None = None
 
 
 LabStatus = Literal["ok", "not_found", "forbidden", "error"]

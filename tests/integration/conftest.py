@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from stack import localazure
 
 REPO = Path(__file__).resolve().parents[2]
 FACTORY_SUBSCRIPTION = "11111111-1111-4111-8111-111111111111"
@@ -170,3 +173,26 @@ def run_dag(env: dict[str, str], conf: dict[str, Any], logical_date: str) -> dic
     raise AssertionError(
         f"dag.test gave no result (rc={done.returncode}):\n{done.stdout[-8000:]}\n{done.stderr[-8000:]}"
     )
+
+
+@contextlib.contextmanager
+def quick_local_azure(world: Path, tmp: Path) -> Iterator[localazure.LocalAzure]:
+    """Start the local Azure (``stack.localazure``) on ``world`` with near-instant LROs and copies; stop it on exit."""
+    local = localazure.start_local_azure(world=world, state_dir=tmp / "state", log_dir=tmp / "logs")
+    try:
+        local.post("/config", {"lro_seconds": 0.3, "copy_seconds": 0})
+        yield local
+    finally:
+        local.stop()
+
+
+@contextlib.contextmanager
+def configuration_on(azure: localazure.LocalAzure, folder: Path, subscription_id: str) -> Iterator[Path]:
+    """Copy Configuration/ to ``folder`` and point the connections, config and report folders at it and ``azure``."""
+    shutil.copytree(REPO / "Configuration", folder)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in azure.connections_env(subscription_id=subscription_id).items():
+            mp.setenv(key, value)
+        mp.setenv("IMAGE_FACTORY_CONFIG_DIR", str(folder))
+        mp.setenv("IMAGE_FACTORY_REPORT_DIR", str(folder.parent / "reports"))
+        yield folder

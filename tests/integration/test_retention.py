@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -34,7 +33,8 @@ from image_factory.models import MANAGED_BY_TAG, ImageVersion, LabRef, Plan
 from image_factory.retention.operator import ALREADY_GONE, DELETED, RetireOperator
 from image_factory.retention.steps import Decided, decisions_of, record
 from image_factory.run_context import RunContext, RunParams
-from stack.localazure import LocalAzure, start_local_azure
+from stack.localazure import LocalAzure
+from tests.integration.conftest import configuration_on, quick_local_azure
 
 pytestmark = [pytest.mark.emulator]
 
@@ -94,24 +94,14 @@ def _world(tmp: Path) -> Path:
 @pytest.fixture(scope="module")
 def azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
     tmp = tmp_path_factory.mktemp("retention-azure")
-    local = start_local_azure(world=_world(tmp), state_dir=tmp / "state", log_dir=tmp / "logs")
-    try:
-        local.post("/config", {"lro_seconds": 0.3, "copy_seconds": 0})
+    with quick_local_azure(_world(tmp), tmp) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory, azure: LocalAzure) -> Iterator[Path]:
     """A Configuration/ copy, the connections and the report folder pointed at this module's local Azure."""
-    folder = tmp_path_factory.mktemp("retention-config") / "Configuration"
-    shutil.copytree(REPO / "Configuration", folder)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in azure.connections_env(subscription_id=SUB1).items():
-            mp.setenv(key, value)
-        mp.setenv("IMAGE_FACTORY_CONFIG_DIR", str(folder))
-        mp.setenv("IMAGE_FACTORY_REPORT_DIR", str(folder.parent / "reports"))
+    with configuration_on(azure, tmp_path_factory.mktemp("retention-config") / "Configuration", SUB1) as folder:
         yield folder
 
 

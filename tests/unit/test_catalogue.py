@@ -215,7 +215,11 @@ def test_powershell_version_from_timestamp_when_the_name_has_no_date() -> None:
     ("name", "version"),
     [
         ("Win2016_Datacenter-Mar-14-2018", "2018-03-14"),
-        ("Win2016_Datacenter-Dec-1-2017B", "2017-12-01"),
+        ("Win2016_Datacenter-Dec-1-2017", "2017-12-01"),
+        # A same-day rebuild: A is the day's second image, B its third.
+        ("Win2016_Datacenter-Dec-1-2017A", "2017-12-01.2"),
+        ("Win2016_Datacenter-Dec-1-2017B", "2017-12-01.3"),
+        ("-Dec-1-2017", None),
         ("a-sep-30-2020", "2020-09-30"),
         ("Win2016_Datacenter-Feb-30-2018", None),
         ("Win2016_Datacenter-Foo-1-2018", None),
@@ -239,7 +243,7 @@ def test_powershell_version_from_name_when_timestamp_is_unreadable() -> None:
     doc["timestamp"] = "Dienstag, 5. Januar 2021 10:00:00"
     doc["imageName"] = "Win2012R2_VS2017-Jan-5-2021B"
     image = parse_sidecar("x.json", json.dumps(doc).encode())
-    assert image.version == "2021-01-05"
+    assert image.version == "2021-01-05.3"
     assert image.timestamp == "Dienstag, 5. Januar 2021 10:00:00"
 
 
@@ -393,7 +397,7 @@ def test_each_sidecar_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert found.blobs_of(a.image_path, a.version) == [f"{a.image_name}.json", a.vhd_blob]
 
 
-def test_same_day_powershell_images_keep_the_newest() -> None:
+def test_same_day_powershell_images_are_successive_versions() -> None:
     base = json.loads(PS_ROUNDTRIP)
     early = {
         **base,
@@ -410,10 +414,15 @@ def test_same_day_powershell_images_keep_the_newest() -> None:
     cat = build_catalogue(
         [("a.json", json.dumps(early).encode()), ("b.json", json.dumps(late).encode())], {"a.vhd", "b.vhd"}
     )
-    assert [i.image_name for i in cat.images] == ["Win2012R2_VS2017-Jan-2-2021A"]
-    # The older one is still known (its sourceVm was captured) and its blobs go with the version.
-    assert {i.image_name for i in cat.all_images} == {"Win2012R2_VS2017-Jan-2-2021", "Win2012R2_VS2017-Jan-2-2021A"}
-    assert sorted(cat.blobs_of("Win2012R2\\VS2017.json", "2021-01-02")) == ["a.json", "a.vhd", "b.json", "b.vhd"]
+    # The letter is the same-day ordinal: A is the day's second image, newer than the first.
+    assert [(i.image_name, i.version) for i in cat.images] == [
+        ("Win2012R2_VS2017-Jan-2-2021A", "2021-01-02.2"),
+        ("Win2012R2_VS2017-Jan-2-2021", "2021-01-02"),
+    ]
+    assert cat.newest("Win2012R2/VS2017.json") == cat.images[0]
+    assert all(i.by_powershell for i in cat.all_images)
+    assert cat.blobs_of("Win2012R2\\VS2017.json", "2021-01-02") == ["a.json", "a.vhd"]
+    assert cat.blobs_of("Win2012R2\\VS2017.json", "2021-01-02.2") == ["b.json", "b.vhd"]
     assert cat.problems == []
 
 

@@ -48,6 +48,7 @@ class FactorySettings:
     image_timeout_minutes: int = 60
     read_sas_hours: int = 4
     disk_access_seconds: int = 36000
+    adopt_powershell_images: bool = False
 
 
 #: factory.json paths → FactorySettings fields.
@@ -66,6 +67,7 @@ FACTORY_FIELDS: dict[JsonPath, str] = {
     ("Timeouts", "ImageMinutes"): "image_timeout_minutes",
     ("ReadSasHours",): "read_sas_hours",
     ("DiskAccessSeconds",): "disk_access_seconds",
+    ("AdoptPowerShellImages",): "adopt_powershell_images",
 }
 
 

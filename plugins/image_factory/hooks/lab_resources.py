@@ -46,6 +46,8 @@ def lab_image(image: CustomImage) -> LabImage:
         os_type=str(vhd.os_type) if vhd is not None and vhd.os_type else None,
         sysprep=vhd.sys_prep if vhd is not None else None,
         vhd_name=vhd.image_name if vhd is not None else None,
+        managed_by=tags.get(MANAGED_BY_TAG),
+        created=image.creation_date,
     )
 
 

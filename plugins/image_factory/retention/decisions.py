@@ -29,6 +29,8 @@ class Decision:
     subscription_id: str | None = None
     resource_group: str | None = None
     error: bool = False
+    #: A version the PowerShell factory made, adopted (AdoptPowerShellImages): ``delete`` re-checks that it still is.
+    adopted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return the row as the plain dict that crosses XCom (a deletion the mapped ``delete`` task gets)."""
@@ -43,6 +45,7 @@ class Decision:
             "subscription_id": self.subscription_id,
             "resource_group": self.resource_group,
             "error": self.error,
+            "adopted": self.adopted,
         }
 
 

@@ -17,7 +17,7 @@ from image_factory.exceptions import AzureRequestError
 from image_factory.models import LabRef
 from image_factory.redact import redact
 from image_factory.retention.decisions import RetentionPlan
-from image_factory.retention.factory_vms import captured_vms, cleanup_plan
+from image_factory.retention.factory_vms import captured_vms, cleanup_plan, powershell_captured_vms
 from image_factory.retention.images import retention_plan
 from image_factory.retention.in_flight import UploadCheck, upload_checks
 from image_factory.tasks import take_inventories
@@ -91,6 +91,7 @@ def retention_decisions(
             factory=factory_inventory,
             in_flight=protected,
             lab_filter=run.params.labs or None,
+            adopt_powershell=factory.adopt_powershell_images,
         )
 
     first = decide_with(in_flight)
@@ -113,6 +114,7 @@ def cleanup_decisions(run: RunContext, catalogue: Catalogue) -> RetentionPlan:
     return cleanup_plan(
         vms=vms,
         captured_vms=captured_vms(vms, catalogue.all_images),
+        powershell_captured=powershell_captured_vms(vms, catalogue.all_images),
         where=factory.lab_name,
         subscription_id=factory.subscription_id,
         resource_group=factory.resource_group,

@@ -6,7 +6,10 @@ decide what to delete and why, and what to keep that a careless rule would have 
 Safety rules, whatever the other rules say:
 
 - only what the factory made is ever touched: custom images with the ``ImageFactory.ManagedBy`` tag and blobs in
-  the factory's own container; a user's image with a matching name or ImagePath tag survives;
+  the factory's own container; a user's image with a matching name or ImagePath tag survives; the PowerShell
+  factory's images and catalogue versions (``powershell``) are listed as kept, and only with
+  ``AdoptPowerShellImages`` on counted in keep-N and deleted beyond it (never for another rule, never when their
+  ImagePath is no golden image the factory knows);
 - the newest good (``Succeeded``) version of an ImagePath that is still subscribed (its golden image exists and
   the place subscribes to it) is never deleted: keep-N counts healthy versions only and the other rules apply
   only to unsubscribed or removed paths;
@@ -26,7 +29,9 @@ from dataclasses import dataclass
 
 from image_factory import imagepaths, versions
 from image_factory.models import ImageVersion, LabImage, LabInventory, LabRef
+from image_factory.retention import powershell
 from image_factory.retention.decisions import FACTORY, Action, Decision, Kind, RetentionPlan, merge
+from image_factory.retention.powershell import MadeBy
 from image_factory.states import ProvisioningState
 
 REASON_OLD = "older than the newest {n} versions of {path}"
@@ -44,6 +49,7 @@ class _Version:
     version: str
     name: str
     healthy: bool = True
+    made_by: MadeBy = "factory"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class _Rules:
     images_to_save: int
     #: (lab name casefolded, ImagePath key, version) a distribution uses: that lab's copy survives.
     protected: frozenset[tuple[str, str, str]]
+    #: factory.json's ``AdoptPowerShellImages``: the PowerShell factory's versions count in keep-N and may go.
+    adopt: bool = False
 
     def protects(self, place: _Place, path_key: str, version: str) -> bool:
         """Tell whether a distribution uses this version here: in a lab its own, in the catalogue any lab's."""
@@ -92,23 +100,48 @@ def _doomed(
     return [(v, REASON_OLD.format(n=rules.images_to_save, path=path)) for v in healthy[rules.images_to_save :]]
 
 
+def _split_powershell(versions: Sequence[_Version], rules: _Rules) -> tuple[list[_Version], list[_Version], list[str]]:
+    """Return the versions keep-N judges, the PowerShell factory's kept whatever the rules say (with why)."""
+    judged: list[_Version] = []
+    spared: list[_Version] = []
+    reasons: list[str] = []
+    for v in versions:
+        if v.made_by == "factory":
+            judged.append(v)
+        elif not rules.adopt:
+            spared.append(v)
+            reasons.append(powershell.KEEP_NOT_ADOPTED)
+        elif imagepaths.key(v.path) not in rules.golden_keys:
+            spared.append(v)
+            reasons.append(powershell.KEEP_UNKNOWN_PATH.format(path=imagepaths.normalize(v.path)))
+        else:
+            judged.append(v)
+    return judged, spared, reasons
+
+
 def _decide_place(
     place: _Place, versions: Sequence[_Version], subscribed: Mapping[str, bool], rules: _Rules
 ) -> RetentionPlan:
     """Split one place's versions into deletions and versions kept against a rule, with reasons."""
+    judged, spared, spared_reasons = _split_powershell(versions, rules)
+    kept: list[Decision] = [_row(place, "keep", v, r) for v, r in zip(spared, spared_reasons, strict=True)]
     by_path: dict[str, list[_Version]] = defaultdict(list)
-    for v in versions:
+    for v in judged:
         by_path[imagepaths.key(v.path)].append(v)
     deletions: list[Decision] = []
-    kept: list[Decision] = []
     for path_key, items in sorted(by_path.items()):
         ordered = _newest_first(items)
         doomed = _doomed(
             ordered, path_key=path_key, subscribed=subscribed.get(path_key, False), rules=rules, label=place.label
         )
+        keep_n = REASON_OLD.format(n=rules.images_to_save, path=ordered[0].path)
         for v, reason in doomed:
             if rules.protects(place, path_key, v.version):
                 kept.append(_row(place, "keep", v, f"{KEEP_IN_FLIGHT} (would go: {reason})"))
+            elif v.made_by == "powershell" and reason != keep_n:
+                kept.append(_row(place, "keep", v, powershell.KEEP_NOT_KEEP_N.format(reason=reason)))
+            elif v.made_by == "powershell":
+                deletions.append(_row(place, "delete", v, powershell.ADOPTED + reason))
             else:
                 deletions.append(_row(place, "delete", v, reason))
     return RetentionPlan(deletions=tuple(deletions), kept=tuple(kept))
@@ -125,25 +158,29 @@ def _row(place: _Place, action: Action, v: _Version, reason: str) -> Decision:
         version=v.version,
         subscription_id=place.subscription_id,
         resource_group=place.resource_group,
+        adopted=action == "delete" and v.made_by == "powershell",
     )
 
 
 def _lab_versions(images: Iterable[LabImage]) -> list[_Version]:
-    """Return a lab's versions retention may touch: the factory's own images (with the marker tag)."""
-    return [
-        _Version(
-            path=i.image_path,
-            version=i.version or "",
-            name=i.name,
-            healthy=i.provisioning_state == ProvisioningState.SUCCEEDED,
-        )
-        for i in images
-        if i.managed and i.image_path
-    ]
+    """Return a lab's versions retention judges: the factory's own images (with the marker tag) and the PowerShell
+    factory's (see ``powershell.made_by``); anyone else's image is never one."""
+    found: list[_Version] = []
+    for i in images:
+        maker = powershell.made_by(i)
+        version = i.version if maker == "factory" else powershell.version_of(i)
+        if maker == "unknown" or not i.image_path or version is None:
+            continue
+        healthy = i.provisioning_state == ProvisioningState.SUCCEEDED
+        found.append(_Version(path=i.image_path, version=version, name=i.name, healthy=healthy, made_by=maker))
+    return found
 
 
 def _catalogue_plan(catalogue: Sequence[ImageVersion], rules: _Rules) -> RetentionPlan:
-    versions = [_Version(path=i.image_path, version=i.version, name=i.image_name) for i in catalogue]
+    versions = [
+        _Version(i.image_path, i.version, i.image_name, made_by="powershell" if i.by_powershell else "factory")
+        for i in catalogue
+    ]
     # The catalogue keeps the newest N of every image the factory makes, subscribed by a lab or not.
     subscribed = {imagepaths.key(v.path): True for v in versions}
     return _decide_place(_Place(FACTORY, "catalogue_version", "the factory"), versions, subscribed, rules)
@@ -155,7 +192,8 @@ def _factory_lab_plan(factory: LabInventory, rules: _Rules) -> RetentionPlan:
     versions = _lab_versions(factory.images)
     subscribed = {imagepaths.key(v.path): True for v in versions}
     place = _Place(name, "custom_image", name, factory.lab.subscription_id, factory.resource_group)
-    return _decide_place(place, versions, subscribed, rules)
+    plan = _decide_place(place, versions, subscribed, rules)
+    return merge(plan, RetentionPlan(notes=tuple(powershell.untagged_notes(factory.images, name))))
 
 
 def _lab_plan(lab: LabRef, inventory: LabInventory | None, rules: _Rules) -> RetentionPlan:
@@ -165,7 +203,8 @@ def _lab_plan(lab: LabRef, inventory: LabInventory | None, rules: _Rules) -> Ret
     versions = _lab_versions(inventory.images)
     subscribed = {imagepaths.key(v.path): any(imagepaths.selects(s, v.path) for s in lab.image_paths) for v in versions}
     place = _Place(lab.lab_name, "custom_image", lab.lab_name, lab.subscription_id, inventory.resource_group)
-    return _decide_place(place, versions, subscribed, rules)
+    plan = _decide_place(place, versions, subscribed, rules)
+    return merge(plan, RetentionPlan(notes=tuple(powershell.untagged_notes(inventory.images, lab.lab_name))))
 
 
 def retention_plan(
@@ -178,6 +217,7 @@ def retention_plan(
     factory: LabInventory | None = None,
     in_flight: Iterable[tuple[str, str, str]] = (),
     lab_filter: Iterable[str] | None = None,
+    adopt_powershell: bool = False,
 ) -> RetentionPlan:
     """Decide what retention deletes.
 
@@ -187,6 +227,9 @@ def retention_plan(
     :param in_flight: (lab name, image_path, version) that must survive in that lab and in the catalogue: the
         versions this run distributes or expects there and those whose VHD is still in the lab's ``uploads``.
     :param lab_filter: lab names to retire in (case-insensitive); the catalogue is only retired without a filter.
+    :param adopt_powershell: factory.json's ``AdoptPowerShellImages``: off, the PowerShell factory's versions are
+        listed as kept; on, they count in keep-N with the factory's and go beyond it (never when their ImagePath
+        is no golden image this factory knows, never for another rule).
     """
     if images_to_save < 1:
         raise ValueError("images_to_save must be at least 1")
@@ -194,6 +237,7 @@ def retention_plan(
         golden_keys=frozenset(imagepaths.key(p) for p in golden_images),
         images_to_save=images_to_save,
         protected=frozenset((lab.casefold(), imagepaths.key(p), v) for lab, p, v in in_flight),
+        adopt=adopt_powershell,
     )
     wanted = {n.casefold() for n in lab_filter} if lab_filter else None
 

@@ -10,11 +10,13 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from image_factory.exceptions import AzureRequestError, ForbiddenError, ImageFactoryError, LabNotFoundError
 from image_factory.operators import factory_settings
+from image_factory.retention.powershell import still_adoptable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from image_factory.configuration import FactorySettings
+    from image_factory.models import LabImage
 
 REQUIRED_KEYS = ("kind", "where", "name")
 #: HTTP statuses that no retry will fix.
@@ -25,15 +27,29 @@ ALREADY_GONE = "already gone"
 REFUSED = "refused"
 
 
+def _refusal(item: Mapping[str, Any], image: LabImage, settings: FactorySettings) -> str | None:
+    """Say why a re-read custom image must not be deleted (None: delete it)."""
+    if not item.get("adopted"):
+        return None if image.managed else "no longer carries the factory's marker tag"
+    if not settings.adopt_powershell_images:
+        return "was made by the PowerShell factory and AdoptPowerShellImages is off now"
+    if not still_adoptable(image, str(item.get("image_path") or "")):
+        return f"is no longer the PowerShell factory's image of {item.get('image_path')} (its tags or name changed)"
+    return None
+
+
 def delete_one(item: Mapping[str, Any], settings: FactorySettings) -> str:
     """Delete one decided item; return ``deleted``, ``already gone`` or ``refused: …`` (never deletes what the
-    factory did not make: a custom image is re-read and must still carry the factory's marker)."""
+    factory did not make: a custom image is re-read and must still carry the factory's marker, or, adopted from the
+    PowerShell factory, still be its image of the same ImagePath while AdoptPowerShellImages is on)."""
     from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415 - light DAG parsing
     from image_factory.hooks.storage import FactoryStorageHook  # noqa: PLC0415
 
     kind = item.get("kind")
     name = str(item["name"])
     if kind == "catalogue_version":
+        if item.get("adopted") and not settings.adopt_powershell_images:
+            return f"{REFUSED}: {name} was written by the PowerShell factory and AdoptPowerShellImages is off now"
         storage = FactoryStorageHook(wasb_conn_id=settings.storage_conn_id)
         blobs = [str(b) for b in item.get("blobs") or []]
         # Sidecars first: the version leaves the catalogue at once, so no planner can pick a half-deleted one.
@@ -45,8 +61,9 @@ def delete_one(item: Mapping[str, Any], settings: FactorySettings) -> str:
         image = arm.get_custom_image(sub, rg, lab, name)
         if image is None:
             return ALREADY_GONE
-        if not image.managed:
-            return f"{REFUSED}: {name} in {lab} no longer carries the factory's marker tag"
+        refusal = _refusal(item, image, settings)
+        if refusal:
+            return f"{REFUSED}: {name} in {lab} {refusal}"
         arm.delete_custom_image(sub, rg, lab, name)
         return DELETED
     if kind == "factory_vm":
@@ -57,7 +74,8 @@ def delete_one(item: Mapping[str, Any], settings: FactorySettings) -> str:
 class RetireOperator(BaseOperator):
     """Delete one decided item, idempotently: already gone is success, a retry repeats the same deletion.
 
-    A custom image is re-read first and only deleted while it still carries the factory's marker tag.
+    A custom image is re-read first and only deleted while it still carries the factory's marker tag (an adopted
+    PowerShell image: while adoption is on and it is still that factory's image of the same ImagePath).
 
     :param deletion: one item of ``retire.decide`` (a ``Decision`` as a dict; catalogue versions add ``blobs``).
     """

@@ -110,3 +110,12 @@ def lab_images(state: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     for lab in state["labs"]:
         labs[lab["name"]] = {img["name"]: img for img in lab.get("custom_images", lab.get("images", []))}
     return labs
+
+
+def uploads_blobs(state: dict[str, Any]) -> list[str]:
+    """Every blob left in any lab's ``uploads`` container (there must be none after a run)."""
+    left = []
+    for account, containers in state["blobs"].items():
+        for blob in containers.get("uploads", []):
+            left.append(f"{account}/uploads/{blob['name']}")
+    return left

@@ -27,7 +27,7 @@ from stack.celery import WORKERS, ping_workers, worker_process
 from stack.hostname import WORKER_NAME_VAR, worker_hostname
 from stack.processes import wait_until
 from stack.services import redis_ping, services_for
-from tests.e2e.conftest import lab_images
+from tests.e2e.conftest import lab_images, uploads_blobs
 
 pytestmark = [pytest.mark.celery, pytest.mark.e2e]
 
@@ -81,15 +81,6 @@ def run_version(run: dict[str, Any]) -> str:
     """The version a run without a logical date distributes: the UTC date of its ``run_after``."""
     moment = run.get("logical_date") or run["run_after"]
     return datetime.fromisoformat(str(moment).replace("Z", "+00:00")).astimezone(UTC).date().isoformat()
-
-
-def uploads_blobs(state: dict[str, Any]) -> list[str]:
-    """Every blob left in any account's ``uploads`` container."""
-    return [
-        f"{account}/uploads/{blob['name']}"
-        for account, containers in state["blobs"].items()
-        for blob in containers.get("uploads", [])
-    ]
 
 
 def images_by_pair(state: dict[str, Any]) -> Counter[tuple[str, str, str]]:

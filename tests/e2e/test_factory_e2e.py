@@ -10,7 +10,6 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -27,7 +26,7 @@ from stack.__main__ import (
 )
 from stack.backfill import backfill_create_args
 from stack.rest import TERMINAL_RUN_STATES
-from tests.e2e.conftest import EXTRA_LAB, lab_images, run_to_end
+from tests.e2e.conftest import EXTRA_LAB, lab_images, run_to_end, uploads_blobs
 
 pytestmark = pytest.mark.e2e
 
@@ -35,15 +34,6 @@ pytestmark = pytest.mark.e2e
 OLD = datetime.now(UTC).date() - timedelta(days=2)
 OLD_NAME = f"Ubuntu_Ubuntu2204-{OLD.strftime('%b')}-{OLD.day}-{OLD.year}"
 TARGET_LABS = ("DevLab", "TestLab", "QALab")
-
-
-def uploads_blobs(state: dict[str, Any]) -> list[str]:
-    """Every blob left in any lab's ``uploads`` container (there must be none after a run)."""
-    left = []
-    for account, containers in state["blobs"].items():
-        for blob in containers.get("uploads", []):
-            left.append(f"{account}/uploads/{blob['name']}")
-    return left
 
 
 def seed_powershell_version(stack: Stack) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from stack.__main__ import DAG_ID, Stack, follow_run, verify_report, wait_for_scheduled_run
 from stack.backfill import run_backfill
-from tests.e2e.conftest import copy_configuration, e2e_stack, lab_images
+from tests.e2e.conftest import copy_configuration, e2e_stack, lab_images, uploads_blobs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.weeks]
 
@@ -104,14 +104,6 @@ def catalogue_entries(stack: Stack) -> list[tuple[str, str]]:
             doc = json.loads(container.download_blob(blob.name).readall().decode("utf-8-sig"))
             entries.append((str(doc["imagePath"]).replace("\\", "/"), str(doc["version"])))
     return entries
-
-
-def uploads_left(state: dict[str, Any]) -> list[str]:
-    return [
-        f"{account}/uploads/{blob['name']}"
-        for account, containers in state["blobs"].items()
-        for blob in containers.get("uploads", [])
-    ]
 
 
 #: The nights are simulated in the past: Airflow's scheduler refuses runs whose logical date is in the future. With a
@@ -251,7 +243,7 @@ def test_night_6_a_lab_deleted_in_azure_fails_the_run_naming_it_and_the_others_c
 
 def test_after_the_weeks_every_lab_holds_what_retention_keeps_and_nothing_else(weeks: Weeks) -> None:
     state = weeks.stack.azure.state()
-    assert uploads_left(state) == [], "no orphan upload"
+    assert uploads_blobs(state) == [], "no orphan upload"
     labs = lab_images(state)
     catalogue = Counter(p for p, _ in catalogue_entries(weeks.stack))
     assert all(count <= IMAGES_TO_SAVE for count in catalogue.values()), catalogue

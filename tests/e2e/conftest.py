@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.storage.blob import BlobServiceClient, ContainerClient
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from stack.__main__ import DAG_ID, Stack, follow_run, running_stack
@@ -119,3 +120,14 @@ def uploads_blobs(state: dict[str, Any]) -> list[str]:
         for blob in containers.get("uploads", []):
             left.append(f"{account}/uploads/{blob['name']}")
     return left
+
+
+def catalogue_container(stack: Stack) -> ContainerClient:
+    """The factory catalogue's container, reached with the factory storage account's key (as the tests seed it)."""
+    account = stack.azure.info["storage"]["factorystore"]
+    service = BlobServiceClient(
+        account["blob_endpoint"],
+        credential={"account_name": "factorystore", "account_key": account["account_key"]},
+        connection_verify=stack.azure.ca_bundle,
+    )
+    return service.get_container_client("imagefactoryvhds")

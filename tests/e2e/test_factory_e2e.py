@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from azure.storage.blob import BlobServiceClient
 
 from emulator.vhd import make_disk
 from stack.__main__ import (
@@ -26,7 +25,7 @@ from stack.__main__ import (
 )
 from stack.backfill import backfill_create_args
 from stack.rest import TERMINAL_RUN_STATES
-from tests.e2e.conftest import EXTRA_LAB, lab_images, run_to_end, uploads_blobs
+from tests.e2e.conftest import EXTRA_LAB, catalogue_container, lab_images, run_to_end, uploads_blobs
 
 pytestmark = pytest.mark.e2e
 
@@ -38,13 +37,7 @@ TARGET_LABS = ("DevLab", "TestLab", "QALab")
 
 def seed_powershell_version(stack: Stack) -> None:
     """Put an older Ubuntu version into the factory catalogue exactly as the PowerShell factory wrote it."""
-    acct = stack.azure.info["storage"]["factorystore"]
-    service = BlobServiceClient(
-        acct["blob_endpoint"],
-        credential={"account_name": "factorystore", "account_key": acct["account_key"]},
-        connection_verify=stack.azure.ca_bundle,
-    )
-    container = service.get_container_client("imagefactoryvhds")
+    container = catalogue_container(stack)
     if not container.exists():
         container.create_container()
     disk = make_disk(1024 * 1024, seed=7)

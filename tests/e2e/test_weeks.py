@@ -23,7 +23,7 @@ import pytest
 
 from stack.__main__ import DAG_ID, Stack, follow_run, verify_report, wait_for_scheduled_run
 from stack.backfill import run_backfill
-from tests.e2e.conftest import copy_configuration, e2e_stack, lab_images, uploads_blobs
+from tests.e2e.conftest import catalogue_container, copy_configuration, e2e_stack, lab_images, uploads_blobs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.weeks]
 
@@ -89,15 +89,7 @@ class Weeks:
 
 def catalogue_entries(stack: Stack) -> list[tuple[str, str]]:
     """(ImagePath, version) of every sidecar in the factory catalogue, read through the emulator's storage."""
-    from azure.storage.blob import BlobServiceClient
-
-    account = stack.azure.info["storage"]["factorystore"]
-    service = BlobServiceClient(
-        account["blob_endpoint"],
-        credential={"account_name": "factorystore", "account_key": account["account_key"]},
-        connection_verify=stack.azure.ca_bundle,
-    )
-    container = service.get_container_client("imagefactoryvhds")
+    container = catalogue_container(stack)
     entries = []
     for blob in container.list_blobs():
         if blob.name.endswith(".json"):
@@ -160,7 +152,7 @@ def test_night_3_a_rebuilt_vm_alone_is_captured_and_distributed_to_the_labs_that
     weeks.change_vm("rebuild", "vm-ubuntu")
     others = {lab: imgs for lab, imgs in weeks.labs().items() if lab in ("TestLab", "ImageFactory")}
     weeks.run(weeks.night(timedelta(days=2)))
-    day3 = (weeks.first_night + timedelta(days=2)).date().isoformat()  # type: ignore[operator]
+    day3 = weeks.night(timedelta(days=2))[:10]
     weeks.days["3"] = day3
     stats = weeks.stack.azure.stats()
     assert stats["copies"]["started"] == 1 + 2, "Ubuntu captured once, copied into DevLab and QALab"
@@ -231,7 +223,7 @@ def test_night_6_a_lab_deleted_in_azure_fails_the_run_naming_it_and_the_others_c
     weeks.stack.azure.post("/labs/delete", {**FACTORY, "resource_group": "rg-test", "lab": "TestLab"})
     weeks.change_vm("rebuild", "vm-datacenter")
     run = weeks.run(weeks.night(timedelta(days=5)), expect="failed")
-    day6 = (weeks.first_night + timedelta(days=5)).date().isoformat()  # type: ignore[operator]
+    day6 = weeks.night(timedelta(days=5))[:10]
     for lab in ("DevLab", "NewLab"):
         assert weeks.versions(lab, DATACENTER) == [weeks.days["1"], day6], f"{lab} still gets the new version"
     report = verify_report(weeks.stack, run["dag_run_id"])

@@ -196,6 +196,8 @@ class CustomImages:
             namespace=NAMESPACE,
             resource_id=f"{lab.id}/customimages/{name}".lower(),
             work=self._creation(lab, image, problem, size, footer_digest),
+            # final-state-via: location: the Location URL ends with the custom image (200 with its body).
+            resource=lambda: image_body(lab, image),
         )
         image.operation_id = op.id
         return JSONResponse(image_body(lab, image), status_code=200 if existing else 201, headers=headers)

@@ -242,9 +242,11 @@ class LabDirectory:
         p = call.params
         return f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers/{NAMESPACE}/labs/{p['lab']}"
 
-    def accepted(self, call: Call, lab: LabState, resource_id: str, work: Work) -> Response:
+    def accepted(self, call: Call, lab: LabState, resource_id: str, work: Work, *, final_status: int = 200) -> Response:
         """Start a long-running ``work`` on a resource of ``lab`` and answer 202."""
-        return self.services.accepted(call, lab.spec, namespace=NAMESPACE, resource_id=resource_id, work=work)
+        return self.services.accepted(
+            call, lab.spec, namespace=NAMESPACE, resource_id=resource_id, work=work, final_status=final_status
+        )
 
     def get_child(
         self, call: Call, resource_type: str, children: Callable[[LabState], dict[str, T]]
@@ -282,4 +284,5 @@ class LabDirectory:
             if collection.get(key) is child:
                 del collection[key]
 
-        return self.accepted(call, lab, f"{lab.id}/{resource_type}/{child.name}".lower(), work)
+        # The Location URL of a finished delete answers 204 (the specification allows 200 or 204, no body).
+        return self.accepted(call, lab, f"{lab.id}/{resource_type}/{child.name}".lower(), work, final_status=204)

@@ -17,6 +17,8 @@ from starlette.responses import JSONResponse, Response
 log = logging.getLogger(__name__)
 
 Work = Callable[[], Awaitable[dict[str, Any] | None]]
+#: Renders the resource a PUT's Location URL ends with (``final-state-via: location``), at the time of the poll.
+Resource = Callable[[], dict[str, Any]]
 
 
 class LroFailure(Exception):
@@ -46,7 +48,12 @@ class Operation:
     start_time: str = field(default_factory=_now)
     end_time: str | None = None
     error: dict[str, str] | None = None
+    #: The body of the Location URL's final answer (and ``properties.output`` of the status), e.g. ``accessSAS``.
     result: dict[str, Any] | None = None
+    #: The status of the Location URL's final answer when it has no body: 200 (``Disks_RevokeAccess``), 204 (deletes).
+    final_status: int = 200
+    #: The resource the Location URL ends with for a PUT (``CustomImages_CreateOrUpdate``: 200 with the resource).
+    resource: Resource | None = field(default=None, repr=False)
 
     @property
     def done(self) -> bool:
@@ -84,8 +91,14 @@ class LroManager:
         resource_id: str,
         delay: float,
         work: Work,
+        final_status: int = 200,
+        resource: Resource | None = None,
     ) -> Operation:
-        """Start ``work`` after ``delay`` seconds and return the operation that tracks it."""
+        """Start ``work`` after ``delay`` seconds and return the operation that tracks it.
+
+        The Location URL ends as the official specification says for the operation: 200 with ``resource()`` for a
+        PUT that names one, 200 with the work's result (``accessSAS``), else ``final_status`` without a body.
+        """
         op = Operation(
             id=str(uuid.uuid4()),
             operation=operation,
@@ -93,6 +106,8 @@ class LroManager:
             namespace=namespace,
             location=location,
             resource_id=resource_id,
+            final_status=final_status,
+            resource=resource,
         )
         self.operations[op.id] = op
         self.started += 1
@@ -146,12 +161,14 @@ class LroManager:
         return JSONResponse(op.status_body(), headers=headers)
 
     def result_response(self, op: Operation, lro_seconds: float) -> Response:
-        """Answer a poll of the operation result (Location) resource: 202 while running."""
+        """Answer a poll of the operation result (Location) resource: 202 while running, then the final answer."""
         if not op.done:
             return Response(status_code=202, headers={"Retry-After": str(max(1, min(10, math.ceil(lro_seconds / 2))))})
         if op.status != "Succeeded":
             error = op.error or {"code": "OperationFailed", "message": "The operation failed."}
             return JSONResponse({"error": error}, status_code=400 if error["code"] != "Conflict" else 409)
+        if op.resource is not None:
+            return JSONResponse(op.resource())
         if op.result is None:
-            return Response(status_code=204)
+            return Response(status_code=op.final_status)
         return JSONResponse(op.result)

@@ -58,7 +58,7 @@ async def _create(monkeypatch: pytest.MonkeyPatch, final: Any, read: Any = None)
         return SimpleNamespace(custom_images=images)
 
     monkeypatch.setattr(hook, "async_client", client)
-    state = await hook.create_custom_image_and_wait_async("sub", "rg", "Lab", "img", timeout=5, **IMAGE)  # type: ignore[arg-type]
+    state = await hook.create_custom_image_and_wait_async("sub", "rg", "Lab", "img", timeout=5, **IMAGE)
     return state, images
 
 

@@ -30,6 +30,19 @@ class LroFailure(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class Final:
+    """How an operation's Location URL ends, as the specification says for the operation.
+
+    ``resource`` (a PUT with ``final-state-via: location``): 200 with the resource as it is when polled; else 200
+    with the work's result when it has one (``accessSAS``); else ``status`` without a body (200 for
+    ``Disks_RevokeAccess``, 204 for the deletes).
+    """
+
+    status: int = 200
+    resource: Resource | None = field(default=None, repr=False)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -50,10 +63,7 @@ class Operation:
     error: dict[str, str] | None = None
     #: The body of the Location URL's final answer (and ``properties.output`` of the status), e.g. ``accessSAS``.
     result: dict[str, Any] | None = None
-    #: The status of the Location URL's final answer when it has no body: 200 (``Disks_RevokeAccess``), 204 (deletes).
-    final_status: int = 200
-    #: The resource the Location URL ends with for a PUT (``CustomImages_CreateOrUpdate``: 200 with the resource).
-    resource: Resource | None = field(default=None, repr=False)
+    final: Final = field(default_factory=Final)
 
     @property
     def done(self) -> bool:
@@ -91,14 +101,9 @@ class LroManager:
         resource_id: str,
         delay: float,
         work: Work,
-        final_status: int = 200,
-        resource: Resource | None = None,
+        final: Final | None = None,
     ) -> Operation:
-        """Start ``work`` after ``delay`` seconds and return the operation that tracks it.
-
-        The Location URL ends as the official specification says for the operation: 200 with ``resource()`` for a
-        PUT that names one, 200 with the work's result (``accessSAS``), else ``final_status`` without a body.
-        """
+        """Start ``work`` after ``delay`` seconds and return the operation that tracks it (``final``: see Final)."""
         op = Operation(
             id=str(uuid.uuid4()),
             operation=operation,
@@ -106,8 +111,7 @@ class LroManager:
             namespace=namespace,
             location=location,
             resource_id=resource_id,
-            final_status=final_status,
-            resource=resource,
+            final=final or Final(),
         )
         self.operations[op.id] = op
         self.started += 1
@@ -167,8 +171,8 @@ class LroManager:
         if op.status != "Succeeded":
             error = op.error or {"code": "OperationFailed", "message": "The operation failed."}
             return JSONResponse({"error": error}, status_code=400 if error["code"] != "Conflict" else 409)
-        if op.resource is not None:
-            return JSONResponse(op.resource())
+        if op.final.resource is not None:
+            return JSONResponse(op.final.resource())
         if op.result is None:
-            return Response(status_code=op.final_status)
+            return Response(status_code=op.final.status)
         return JSONResponse(op.result)

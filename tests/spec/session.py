@@ -5,6 +5,7 @@ session they are checked against the kept specification, and any drift fails the
 emulators of tests/emulator, tests/integration, tests/e2e and the drills all record); ``pytest_sessionfinish`` checks
 the folder and turns the exit status into a failure when an answer drifted; the terminal summary says what was
 checked. A folder already named by ``LOCAL_AZURE_RECORD_DIR`` is used and kept; ours is removed unless it drifted.
+A pytest plugin: ``tests/conftest.py`` loads it for every session (``-p tests.spec.session`` elsewhere).
 """
 
 from __future__ import annotations
@@ -24,18 +25,19 @@ _OWNED = pytest.StashKey[bool]()
 _REPORT = pytest.StashKey[Report]()
 
 
-def configure(config: pytest.Config) -> None:
+def pytest_configure(config: pytest.Config) -> None:
     """Turn recording on for every local Azure this session starts."""
     if hasattr(config, "workerinput"):
         return  # a pytest-xdist worker: the controller's folder is inherited through the environment
     given = os.environ.get(RECORD_DIR_ENV)
     folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="arm-answers-"))
+    folder.mkdir(parents=True, exist_ok=True)
     os.environ[RECORD_DIR_ENV] = str(folder)
     config.stash[_FOLDER] = folder
     config.stash[_OWNED] = not given
 
 
-def finish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Check the session's recorded answers; a drift from the specification fails the session."""
     config = session.config
     folder = config.stash.get(_FOLDER, None)
@@ -49,11 +51,12 @@ def finish(session: pytest.Session) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def summary(reporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     """Say how many answers were checked, and every drift."""
     report = config.stash.get(_REPORT, None)
     if report is None or not report.records:
         return
+    reporter = terminalreporter
     reporter.section("ARM answers vs Azure's REST specification", sep="-", red=bool(report.problems))
     for line in report.lines():
         reporter.write_line(line)

@@ -128,6 +128,9 @@ def check_record(spec: Spec, record: dict[str, Any]) -> list[str] | None:
     problems = []
     if not _header(record, "x-ms-request-id"):
         problems.append("headers: no x-ms-request-id")
+    content_type = _header(record, "Content-Type") or ""
+    if record.get("body") is not None and not content_type.startswith("application/json"):
+        problems.append(f"headers: a JSON body with Content-Type '{content_type}' (the specification produces JSON)")
     retry_after = _header(record, "Retry-After")
     if retry_after is not None and not retry_after.isdigit():
         problems.append(f"headers: Retry-After '{retry_after}' is not an integer number of seconds")

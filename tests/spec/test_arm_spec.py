@@ -25,7 +25,7 @@ def _example(name: str) -> dict[str, Any]:
 
 
 def _record(operation: str, status: int, body: Any, **extra: Any) -> dict[str, Any]:
-    headers = {"x-ms-request-id": "r", **extra.pop("headers", {})}
+    headers = {"x-ms-request-id": "r", "content-type": "application/json", **extra.pop("headers", {})}
     return {"operation": operation, "status": status, "headers": headers, "body": body, "method": "GET", **extra}
 
 
@@ -87,6 +87,9 @@ def test_a_status_the_operation_does_not_document_is_drift() -> None:
     ]
     error = {"error": {"code": "ResourceNotFound", "message": "gone"}}
     assert check_record(spec, _record("CustomImages_Get", 404, error)) == []
+    assert check_record(spec, _record("CustomImages_Get", 404, error, headers={"content-type": "text/plain"})) == [
+        "headers: a JSON body with Content-Type 'text/plain' (the specification produces JSON)"
+    ]
     assert check_record(spec, _record("CustomImages_Get", 404, {"error": "gone"})) != []
 
 

@@ -17,8 +17,8 @@ TEST = """
 import json, os, pathlib
 
 def test_an_emulator_answered() -> None:
-    record = {{"operation": "Labs_GenerateUploadUri", "status": 200, "headers": {{"x-ms-request-id": "r"}},
-              "body": {body}}}
+    headers = {{"x-ms-request-id": "r", "content-type": "application/json"}}
+    record = {{"operation": "Labs_GenerateUploadUri", "status": 200, "headers": headers, "body": {body}}}
     folder = pathlib.Path(os.environ["LOCAL_AZURE_RECORD_DIR"])
     (folder / "arm-1.jsonl").write_text(json.dumps(record) + "\\n")
 """

@@ -27,16 +27,9 @@ def test_an_emulator_answered() -> None:
 def _session(tmp_path: Path, body: dict[str, str]) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_one.py").write_text(TEST.format(body=json.dumps(body)))
     env = {**os.environ, "PYTHONPATH": str(REPO), "LOCAL_AZURE_RECORD_DIR": str(tmp_path / "answers")}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.spec.session"]
-    return subprocess.run(
-        [*command, "-c", os.devnull, "--rootdir", str(tmp_path), str(tmp_path / "test_one.py")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.spec.session", "-c"]
+    argv += [os.devnull, "--rootdir", str(tmp_path), str(tmp_path / "test_one.py")]
+    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_answers_as_specified_keep_the_session_green(tmp_path: Path) -> None:

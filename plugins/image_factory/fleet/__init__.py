@@ -4,3 +4,6 @@
 the document verify hands over by XCom; ``store`` reads those documents from Airflow's metadata database in the
 api-server; ``api`` is the plugin's FastAPI app.
 """
+
+#: Where the plugin mounts the view's app in the api-server (its page, and its API under ``/api``).
+URL_PREFIX = "/image-factory"

@@ -36,5 +36,12 @@ class ImageFactoryPlugin(AirflowPlugin):
     # Airflow's plugin API: class attributes holding lists.
     fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "Image Factory API"}]  # noqa: RUF012
     external_views = [  # noqa: RUF012
-        {"name": "Image Factory", "href": f"{URL_PREFIX}/", "destination": "nav", "url_route": "image-factory"}
+        {
+            "name": "Image Factory",
+            "href": f"{URL_PREFIX}/",
+            "destination": "nav",
+            # In the nav bar itself, not under its "Plugins" menu; the page is embedded at /plugin/image-factory.
+            "nav_top_level": True,
+            "url_route": "image-factory",
+        }
     ]

@@ -125,6 +125,7 @@ async function dryRun(lab) {
                            document.createTextNode(" running…"));
     const run = await wait(started.run_id, (r) => FINISHED.includes(r.state));
     if (run.state !== "success") { status.textContent = "the dry run " + run.state + ": see its log"; return; }
+    await load();  // the dry run's verify has just read the lab again
     const planned = run.planned || [];
     status.textContent = planned.length ? "it would distribute: " + planned.join(", ") : "nothing to distribute";
     if (!planned.length) return;

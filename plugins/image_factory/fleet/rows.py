@@ -8,6 +8,12 @@ from typing import Any, Literal
 
 from image_factory import imagepaths
 
+
+def _document(obj: object, names: tuple[str, ...]) -> dict[str, Any]:
+    """Return the named attributes of ``obj`` as a JSON-ready dict (plain values only)."""
+    return {name: getattr(obj, name) for name in names}
+
+
 CellState = Literal["current", "behind", "missing", "failed", "not_subscribed", "stale"]
 RunOutcome = Literal["succeeded", "failed", "running", "dry_run", "nothing_to_do", "unknown"]
 
@@ -28,13 +34,7 @@ class FleetCell:
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "version": self.version,
-            "age_days": self.age_days,
-            "behind": self.behind,
-            "detail": self.detail,
-        }
+        return _document(self, ("state", "version", "age_days", "behind", "detail"))
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,7 @@ class PairTask:
     state: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "image_path": self.image_path,
-            "version": self.version,
-            "label": self.label,
-            "task_id": self.task_id,
-            "map_index": self.map_index,
-            "state": self.state,
-        }
+        return _document(self, ("image_path", "version", "label", "task_id", "map_index", "state"))
 
 
 @dataclass(frozen=True)
@@ -130,14 +123,7 @@ class CatalogueVersion:
     by_powershell: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "size_bytes": self.size_bytes,
-            "captured": self.captured,
-            "source_vm": self.source_vm,
-            "source_disk": self.source_disk,
-            "by_powershell": self.by_powershell,
-        }
+        return _document(self, ("version", "size_bytes", "captured", "source_vm", "source_disk", "by_powershell"))
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ function drawMatrix(fleet) {
     row.append(el("th", lab.name));
     const run = el("td");
     if (lab.last_run) {
-      run.append(el("span", lab.last_run.outcome.replace("_", " "), {class: "outcome-" + lab.last_run.outcome}),
+      run.append(el("span", lab.last_run.outcome.replace(/_/g, " "), {class: "outcome-" + lab.last_run.outcome}),
                  document.createTextNode(" "), link(lab.last_run.run_id, lab.last_run.url));
       for (const pair of lab.last_run.pairs) {
         run.append(el("br"), link(pair.label + ": " + (pair.state || "?"), pair.url));

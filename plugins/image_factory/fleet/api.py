@@ -20,6 +20,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
@@ -32,17 +35,9 @@ from image_factory.fleet.store import FleetStore, OrmFleetStore
 from image_factory.settings import DAG_ID
 
 
-def get_store() -> Any:  # replaced by the dependency below when Airflow's ORM is there (the api-server)
-    raise NotImplementedError
-
-
-def _orm_store() -> Any:
-    from airflow.api_fastapi.common.db.common import SessionDep  # noqa: PLC0415 - api-server only
-
-    def store(session: SessionDep) -> FleetStore:
-        return OrmFleetStore(session)
-
-    return store
+def get_store(session: SessionDep) -> FleetStore:
+    """Return the store on the request's metadata DB session (Airflow's own session dependency)."""
+    return OrmFleetStore(session)
 
 
 def get_airflow_api(request: Request) -> AirflowApi:
@@ -94,7 +89,8 @@ def load_fleet(store: FleetStore) -> Fleet:
     return build_fleet(snapshots, task_states=store.task_states(run_ids), run_states=store.run_states(run_ids))
 
 
-#: The dependencies of the routes (module level: FastAPI resolves the routes' string annotations here).
+#: The dependencies of the routes. Module level: FastAPI resolves the routes' string annotations (``from __future__
+#: import annotations``) in this module's globals, so a dependency's types must be importable from here.
 Store = Annotated[FleetStore, Depends(get_store)]
 Api = Annotated[AirflowApi, Depends(get_airflow_api)]
 
@@ -108,14 +104,10 @@ class CatchUp(BaseModel):
 
 def create_app() -> FastAPI:
     """Return the plugin's app, every route behind Airflow's authentication and authorization."""
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity  # noqa: PLC0415
-    from airflow.api_fastapi.core_api.security import requires_access_dag  # noqa: PLC0415
-
     read = [Depends(requires_access_dag("GET", param_dag_id=DAG_ID))]
     read_runs = [Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=DAG_ID))]
     trigger = [Depends(requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=DAG_ID))]
     app = FastAPI(title="Image Factory", docs_url=None, redoc_url=None, openapi_url=None)
-    app.dependency_overrides[get_store] = _orm_store()
 
     @app.get("/", response_class=HTMLResponse, dependencies=read)
     def page(request: Request) -> str:

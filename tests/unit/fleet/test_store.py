@@ -8,11 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from airflow.api_fastapi.common.db.common import _get_session
+from airflow.api_fastapi.core_api import security
 from airflow.models import import_all_models
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
 
+from image_factory.fleet import api
 from image_factory.fleet.store import BATCH, OrmFleetStore
+from tests.unit.fleet.test_api import FakeAuthManager
 
 import_all_models()
 
@@ -27,7 +33,8 @@ EVERYONE = [{"name": "A", "image_paths": []}, {"name": "B", "image_paths": []}]
 
 @pytest.fixture
 def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
+    # One connection for every thread: the TestClient serves the app from another thread.
+    engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
     Base.metadata.create_all(engine)
     with Session(engine) as s:
         yield s
@@ -77,3 +84,18 @@ def test_task_and_run_states_and_a_runs_plan(session: Session) -> None:
     assert info.conf == {"labs": ["A"], "dry_run": True}
     assert store.run("gone") is None
     assert store.task_states([]) == {} and store.run_states([]) == {}
+
+
+def test_the_api_reads_the_fleet_through_airflows_session(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app as mounted: Airflow's session dependency (here on the in-memory tables), no store override."""
+
+    monkeypatch.setattr(security, "get_auth_manager", FakeAuthManager)
+    monkeypatch.setattr(security.DagModel, "get_team_name", staticmethod(lambda dag_id: None))
+    xcom(session, 1, "night", ("verify", "fleet"), snapshot("night", "A", "B"))
+    app = api.create_app()
+    app.dependency_overrides[_get_session] = lambda: session
+    with TestClient(app) as client:
+        answer = client.get("/api/fleet", headers={"Authorization": "Bearer viewer-token"})
+    assert answer.status_code == 200, answer.text
+    assert [lab["name"] for lab in answer.json()["labs"]] == ["A", "B"]
+    assert answer.json()["run_id"] == "night"

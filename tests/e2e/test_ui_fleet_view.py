@@ -69,12 +69,17 @@ def held(state: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def view(page: Page) -> FrameLocator:
-    """Open the Image Factory page from the nav bar; return the embedded view, loaded."""
+def view(page: Page, screenshots: Path) -> FrameLocator:
+    """Open the Image Factory page from the nav bar; return the embedded view, loaded (else a screenshot, and why)."""
     page.goto("/")
     page.get_by_role("link", name="Image Factory").or_(page.get_by_role("button", name="Image Factory")).first.click()
     frame = page.frame_locator("iframe")
-    expect(frame.locator("body[data-loaded=true]")).to_have_count(1, timeout=UI_TIMEOUT_MS)
+    try:
+        expect(frame.locator("body[data-loaded=true]")).to_have_count(1, timeout=UI_TIMEOUT_MS)
+    except AssertionError as exc:
+        page.screenshot(path=screenshots / "fleet-view-not-loaded.png")
+        said = frame.locator("#error").all_inner_texts() if page.locator("iframe").count() else ["no iframe"]
+        raise AssertionError(f"the view did not load at {page.url}: {said}") from exc
     return frame
 
 
@@ -90,7 +95,7 @@ def test_the_view_shows_the_labs_as_azure_holds_them_and_catches_up_a_stale_lab(
     forged = httpx.get(f"{base}/image-factory/api/fleet", headers={"Authorization": "Bearer x"}, timeout=30)
     assert forged.status_code == 403
 
-    frame = view(page)
+    frame = view(page, screenshots)
     holdings = held(stack.azure.state())
     for lab in TARGET_LABS:
         for path, found in holdings[lab].items():
@@ -124,7 +129,7 @@ def test_the_view_shows_the_labs_as_azure_holds_them_and_catches_up_a_stale_lab(
     catch_up = max(runs, key=lambda r: str(r.get("run_after")))
     assert catch_up["conf"]["labs"] == ["QALab"]
     assert follow_run(stack, catch_up["dag_run_id"], timeout=600)["state"] == "success"
-    frame = view(page)
+    frame = view(page, screenshots)
     expect(cell(frame, "QALab", UBUNTU)).to_have_attribute("data-state", "current")
     assert newest in held_names(stack, "QALab")
 

@@ -77,6 +77,7 @@ def view(page: Page, screenshots: Path) -> FrameLocator:
     try:
         expect(frame.locator("body[data-loaded=true]")).to_have_count(1, timeout=UI_TIMEOUT_MS)
     except AssertionError as exc:
+        screenshots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=screenshots / "fleet-view-not-loaded.png")
         said = frame.locator("#error").all_inner_texts() if page.locator("iframe").count() else ["no iframe"]
         raise AssertionError(f"the view did not load at {page.url}: {said}") from exc

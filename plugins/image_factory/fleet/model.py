@@ -250,11 +250,15 @@ def build_fleet(
         freshness_days=int(freshness) if freshness else None,
         catalogue={_path_key(p): tuple(v.version for v in vs) for p, vs in catalogue.items()},
     )
-    # Each lab's row from the newest snapshot that inventoried it.
+    # Each lab's cells from the newest snapshot that inventoried it; its last run from the newest that was no dry
+    # run (a catch-up's dry run must not hide the night's outcome and tasks), else that dry run.
     latest: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+    ran: dict[str, Mapping[str, Any]] = {}
     for snapshot in usable:
         for entry in snapshot.get("labs", ()):
             latest.setdefault(str(entry["name"]).casefold(), (snapshot, entry))
+            if not snapshot.get("dry_run"):
+                ran.setdefault(str(entry["name"]).casefold(), snapshot)
     columns = _columns(newest, (entry for _s, entry in latest.values()))
     rows = [
         _row(
@@ -262,6 +266,7 @@ def build_fleet(
             latest.get(str(lab["name"]).casefold()),
             columns,
             ctx,
+            ran=ran.get(str(lab["name"]).casefold()),
             task_states=task_states or {},
             run_states=run_states or {},
         )
@@ -283,6 +288,7 @@ def _row(
     columns: Sequence[str],
     ctx: _Context,
     *,
+    ran: Mapping[str, Any] | None,
     task_states: TaskStates,
     run_states: Mapping[str, str],
 ) -> LabRow:
@@ -296,7 +302,7 @@ def _row(
         return LabRow(name, "unknown", cells, "no verify has read this lab yet")
     snapshot, entry = seen
     status = str(entry.get("status", "ok"))
-    last = _last_run(snapshot, name, task_states, run_states)
+    last = _last_run(ran or snapshot, name, task_states, run_states)
     failed_tasks = {
         _path_key(p.image_path): f"{p.task_id}[{p.map_index}] {p.state}"
         for p in last.pairs

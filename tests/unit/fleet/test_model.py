@@ -183,3 +183,15 @@ def test_no_snapshot_is_an_empty_fleet_and_to_dict_is_json_ready() -> None:
     }  # fmt: skip
     assert doc["labs"][0]["worst"] == "current"
     assert doc["catalogue"][UB][0]["size_bytes"] == 64
+
+
+def test_a_dry_run_refreshes_the_cells_but_not_the_labs_last_run() -> None:
+    pairs = [_pair("QALab", DC, "2026-12-09", 0)]
+    night = snapshot([lab("QALab", {DC: _held("2026-12-09")})], run_id="night", pairs=pairs)
+    dry = snapshot([lab("QALab", {DC: _held("2026-12-01")})], run_id="look", dry_run=True)
+    fleet = build_fleet([dry, night], now=NOW, task_states={("night", "distribute", 0): "success"})
+    row = fleet.lab("QALab")
+    assert row.cell(DC).state == "behind", "what the dry run saw"  # type: ignore[union-attr]
+    assert (row.last_run.run_id, row.last_run.outcome) == ("night", "succeeded")  # type: ignore[union-attr]
+    only_dry = build_fleet([dry], now=NOW).lab("QALab")
+    assert only_dry.last_run.outcome == "dry_run"  # type: ignore[union-attr]

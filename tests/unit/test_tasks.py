@@ -224,6 +224,14 @@ def test_plan_reads_only_the_selected_labs() -> None:
     assert run.arm.inventoried == ["TestLab"]
 
 
+def _planned() -> FakeTi:
+    """Return the XCom of a run whose plan step ran (verify reads the plan from it)."""
+    ti = FakeTi()
+    tasks.plan_distribution(_run(ti))
+    ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
+    return ti
+
+
 def test_verify_without_a_plan_says_so() -> None:
     with pytest.raises(ImageFactoryError, match="verify found no plan"):
         tasks.verify(_run())
@@ -231,9 +239,7 @@ def test_verify_without_a_plan_says_so() -> None:
 
 def test_verify_names_what_is_missing_and_writes_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGE_FACTORY_REPORT_DIR", str(tmp_path))
-    ti = FakeTi()
-    tasks.plan_distribution(_run(ti))
-    ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
+    ti = _planned()
     with pytest.raises(ImageFactoryError, match="Some labs cannot be read or miss images") as failed:
         tasks.verify(_run(ti))
     assert "DevLab" in str(failed.value)
@@ -354,9 +360,7 @@ def test_verify_reports_and_logs_what_capture_did(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("IMAGE_FACTORY_REPORT_DIR", str(tmp_path))
-    ti = FakeTi()
-    tasks.plan_distribution(_run(ti))
-    ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
+    ti = _planned()
     summary = {DATACENTER: f"unchanged since {VERSION}"}
     ti.store[(tasks.CAPTURE_JOBS_TASK_ID, tasks.CAPTURE_SUMMARY_XCOM_KEY)] = summary
     run = _run(ti)
@@ -425,9 +429,7 @@ def test_verify_reports_uploads_left_once_per_lab_and_does_not_fail_for_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("IMAGE_FACTORY_REPORT_DIR", str(tmp_path))
-    ti = FakeTi()
-    tasks.plan_distribution(_run(ti))
-    ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
+    ti = _planned()
     upload = {"lab": "DevLab", "account": "devlabstore", "size": 3 * 2**30, "reason": "AuthorizationPermissionMismatch"}
     ti.store[("distribute", "return_value")] = [
         {"lab": "DevLab", "action": "created", "upload_left": {**upload, "blob": "a.vhd"}},

@@ -171,3 +171,29 @@ def test_an_arm_token_is_not_a_storage_token(local_azure: dict[str, Any]) -> Non
             uri.split("?", 1)[0], headers={"Authorization": "Bearer not.a.token", "x-ms-version": "2025-11-05"}
         )
         assert forged.status_code == 401
+
+
+async def test_the_products_token_delete_with_and_without_the_role(
+    local_azure: dict[str, Any], roles: list[Any]
+) -> None:
+    """The factory's own delete (async SDK client, async credential) against the proxy: deleted, then left."""
+    from image_factory.hooks.uploads import delete_upload_async
+    from tests.emulator.conftest import aio_credential
+
+    verify = local_azure["ca_bundle"]
+    async with aio_credential(local_azure) as token:
+        kept = _upload(local_azure, f"product-{uuid.uuid4().hex[:8]}.vhd")
+        assert (await delete_upload_async(kept, token, lab="TestLab", verify=verify)).status == "deleted"
+        assert (await delete_upload_async(kept, token, lab="TestLab", verify=verify)).status == "absent"
+        _change(local_azure, roles, "DELETE", "image-factory", f"/subscriptions/{SUB1}", DATA_CONTRIBUTOR)
+        left = _upload(local_azure, f"product-{uuid.uuid4().hex[:8]}.vhd")
+        outcome = await delete_upload_async(left, token, lab="TestLab", verify=verify)
+    assert outcome.status == "left" and outcome.left is not None
+    assert outcome.left.to_dict() == {
+        "lab": "TestLab",
+        "account": "testlabstore",
+        "blob": left.split("?", 1)[0].rsplit("/", 1)[-1],
+        "size": 1024,
+        "reason": "AuthorizationPermissionMismatch",
+    }
+    assert BlobClient.from_blob_url(left, connection_verify=verify).exists()

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.identity import ClientSecretCredential
+from azure.mgmt.devtestlabs import DevTestLabsClient
 
 from tests.integration.conftest import LocalAzure, run_dag
 from tests.integration.test_fanout import north_azure, north_config  # noqa: F401 - module fixtures
@@ -32,20 +34,38 @@ def _uploads(state: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _report(env: dict[str, str], day: str) -> dict[str, Any]:
-    (path,) = sorted(Path(env["IMAGE_FACTORY_REPORT_DIR"]).glob(f"{day}__*.json"))
+    """Return verify's report of the night ``day`` (not retire's ``.retire.json``)."""
+    folder = Path(env["IMAGE_FACTORY_REPORT_DIR"])
+    (path,) = [p for p in folder.glob(f"{day}__*.json") if not p.name.endswith(".retire.json")]
     return dict(json.loads(path.read_text()))
 
 
-def test_without_the_data_role_uploads_stay_and_are_reported_once_per_lab(
+def _delete_image(azure: LocalAzure, lab: str, image_path: str) -> None:
+    """Delete a lab's custom image of ``image_path`` through ARM, as a lab user would."""
+    info = azure.info
+    credential = ClientSecretCredential(
+        info["tenant_id"],
+        info["client_id"],
+        info["client_secret"],
+        authority=info["authority_host"],
+        connection_verify=info["ca_bundle"],
+        disable_instance_discovery=True,
+    )
+    entry = next(item for item in azure.state()["labs"] if item["name"] == lab)
+    name = next(i["name"] for i in entry["images"] if i["tags"].get("ImagePath") == image_path)
+    client = DevTestLabsClient(
+        credential, entry["subscription_id"], base_url=info["arm_endpoint"], connection_verify=info["ca_bundle"]
+    )
+    client.custom_images.begin_delete(entry["resource_group"], lab, name).result()
+
+
+def test_without_the_data_role_uploads_stay_and_are_reported_then_the_role_cleans_the_next_night(
     north_azure: LocalAzure,  # noqa: F811
     north_config: Path,  # noqa: F811
     airflow_home: dict[str, str],
 ) -> None:
-    removed = north_azure.control.request(
-        "DELETE",
-        "/role-assignments",
-        json={"principal": "image-factory", "scope": SECOND_SUBSCRIPTION, "role": ROLE},
-    )
+    grant = {"principal": "image-factory", "scope": SECOND_SUBSCRIPTION, "role": ROLE}
+    removed = north_azure.control.request("DELETE", "/role-assignments", json=grant)
     assert removed.status_code == 200, removed.text
     env = {**airflow_home, **north_azure.connection_env(), "IMAGE_FACTORY_CONFIG_DIR": str(north_config)}
     env["IMAGE_FACTORY_REPORT_DIR"] = str(Path(airflow_home["AIRFLOW_HOME"]) / "reports-upload-roles")
@@ -70,4 +90,18 @@ def test_without_the_data_role_uploads_stay_and_are_reported_once_per_lab(
     sizes = {b["name"]: b["size"] for b in state["blobs"]["qalabstore"]["uploads"]}
     assert qalab["bytes"] == sum(sizes.values()) > 0
     lines = [line for line in result["log"].splitlines() if "upload(s) left in" in line]
-    assert sum("Lab QALab:" in line for line in lines) == 1 and sum("Lab NorthLab:" in line for line in lines) == 1
+    assert [sum(f"Lab {lab}:" in line for line in lines) for lab in ("QALab", "NorthLab")] == [1, 1], lines
+
+    # The role granted again, a lab user deletes QALab's SQLExpress image: the next night re-creates it from the
+    # upload night one left (the same version's blob), and this time deletes that upload.
+    assert north_azure.control.post("/role-assignments", json=grant).status_code == 201
+    _delete_image(north_azure, "QALab", "Win2016/SQLExpress.json")
+    again = run_dag(env, {"copy_poll_seconds": 1, "retire": False}, "2025-05-02T02:00:00")
+    assert again["state"] == "success", again["log"]
+    assert again["tasks"]["distribute"] == ["success"]
+    after = _uploads(north_azure.state())
+    ubuntu_seed = [b for b in left["qalabstore"] if b.startswith("Ubuntu")]
+    assert after == {"qalabstore": ubuntu_seed, "northlabstore": left["northlabstore"]}, (
+        "night two deletes its own upload; night one's other leftovers stay"
+    )
+    assert _report(env, "2025-05-02")["uploads_left"] == []

@@ -320,8 +320,9 @@ async def test_an_upload_the_principal_may_not_delete_stays_and_the_pair_is_done
     blob.delete_outcome = DeleteOutcome("left", left, detail="This request is not authorized")
     fakes(arm, blob)
     events = [e async for e in trigger().run()]
-    assert len(events) == 1 and isinstance(events[0], TaskSuccessEvent)
-    result = events[0].xcoms["return_value"]
+    assert len(events) == 1 and not isinstance(events[0], TaskSuccessEvent), "the worker returns the summary"
+    assert events[0].payload["status"] == "success"
+    result = events[0].payload["summary"]
     assert result["action"] == "created"
     assert result["upload_left"] == left.to_dict()
     assert "sig=" not in json.dumps(result)

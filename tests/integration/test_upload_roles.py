@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.identity import ClientSecretCredential
-from azure.mgmt.devtestlabs import DevTestLabsClient
 
+from tests.emulator.conftest import dtl_client
 from tests.integration.conftest import LocalAzure, run_dag
 from tests.integration.test_fanout import north_azure, north_config  # noqa: F401 - module fixtures
 
@@ -42,21 +41,10 @@ def _report(env: dict[str, str], day: str) -> dict[str, Any]:
 
 def _delete_image(azure: LocalAzure, lab: str, image_path: str) -> None:
     """Delete a lab's custom image of ``image_path`` through ARM, as a lab user would."""
-    info = azure.info
-    credential = ClientSecretCredential(
-        info["tenant_id"],
-        info["client_id"],
-        info["client_secret"],
-        authority=info["authority_host"],
-        connection_verify=info["ca_bundle"],
-        disable_instance_discovery=True,
-    )
     entry = next(item for item in azure.state()["labs"] if item["name"] == lab)
     name = next(i["name"] for i in entry["images"] if i["tags"].get("ImagePath") == image_path)
-    client = DevTestLabsClient(
-        credential, entry["subscription_id"], base_url=info["arm_endpoint"], connection_verify=info["ca_bundle"]
-    )
-    client.custom_images.begin_delete(entry["resource_group"], lab, name).result()
+    with dtl_client(azure.info, entry["subscription_id"]) as client:
+        client.custom_images.begin_delete(entry["resource_group"], lab, name).result()
 
 
 def test_without_the_data_role_uploads_stay_and_are_reported_then_the_role_cleans_the_next_night(

@@ -157,6 +157,7 @@ async def serve(
             app, front = build_app(world, entra, storage, storage.faults, recorder)
             server, task, port = await start_arm(app, certs, arm_port)
             arm_url = f"https://127.0.0.1:{port}"
+            storage.use_entra(entra, arm_url)
             log.info(
                 "local Azure ready in %.1f s: ARM %s, blob %s, %d disks",
                 time.monotonic() - started,

@@ -34,7 +34,15 @@ class StorageApi(Protocol):
     """The part of ``emulator.storage.StorageEmulator`` the ARM side uses."""
 
     def blob_sas_url(
-        self, account: str, container: str, blob: str, *, permission: str, expiry: datetime, purpose: str
+        self,
+        account: str,
+        container: str,
+        blob: str,
+        *,
+        permission: str,
+        expiry: datetime,
+        purpose: str,
+        start: datetime | None = None,
     ) -> str: ...
 
     async def ensure_container(self, account: str, container: str) -> Any: ...

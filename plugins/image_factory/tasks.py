@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from image_factory import imagepaths, naming
+from image_factory import imagepaths, naming, uploads_left
 from image_factory.capture_rules import CaptureDecision, decide_captures, select_candidates, source_of
 from image_factory.catalogue import Catalogue, build_catalogue
 from image_factory.configuration import Configuration
@@ -216,23 +216,34 @@ def regional_pairs(run: RunContext) -> list[dict[str, Any]]:
 
 
 def cleanup_seed_uploads(run: RunContext) -> int:
-    """Delete the uploads that region seeds kept for their region (already gone = fine); return how many."""
-    from image_factory.hooks.storage import delete_sas_blob  # noqa: PLC0415 - light DAG parsing
+    """Delete the uploads region seeds kept for their region (already gone = fine); return how many.
+
+    Deleted with the ARM connection's Entra token (the upload SAS grants no delete). One the principal may not
+    delete (no *Storage Blob Data Contributor* on the lab's storage account) stays, and is handed to verify's
+    report under ``uploads_left.XCOM_KEY``: this task never fails for it.
+    """
+    from image_factory.hooks.uploads import delete_upload  # noqa: PLC0415 - light DAG parsing
 
     direct = run.xcom().xcom_pull(task_ids=PLAN_TASK_ID)
     seeds = [Pair.from_dict(dict(p)) for p in direct or () if p.get("keep_upload")]
-    if not seeds:
-        return 0
-    arm = run.devtestlabs()
+    left: list[dict[str, Any]] = []
     deleted = 0
-    for seed in seeds:
-        url = arm.generate_upload_uri(
-            seed.subscription_id, seed.resource_group, seed.lab_name, naming.vhd_blob(seed.image_name)
-        )
-        mask(url)
-        if delete_sas_blob(url, arm.settings.connection_verify):
-            deleted += 1
-            log.info("%s: deleted the upload kept for its region", seed.label)
+    if seeds:
+        arm = run.devtestlabs()
+        for seed in seeds:
+            url = arm.generate_upload_uri(
+                seed.subscription_id, seed.resource_group, seed.lab_name, naming.vhd_blob(seed.image_name)
+            )
+            mask(url)
+            verify = arm.settings.connection_verify
+            outcome = delete_upload(url, arm.clients.credential, lab=seed.lab_name, verify=verify)
+            if outcome.status == "deleted":
+                deleted += 1
+                log.info("%s: deleted the upload kept for its region", seed.label)
+            elif outcome.left is not None:
+                left.append(outcome.left.to_dict())
+                log.info("%s: the upload kept for its region stays (%s)", seed.label, outcome.left.reason)
+    run.xcom().xcom_push(key=uploads_left.XCOM_KEY, value=left)
     return deleted
 
 
@@ -271,6 +282,7 @@ def _verify_document(run: RunContext, result: Plan, inventories: Mapping[str, La
         "plan_table": plan_table(result),
         "capture": capture,
     }
+    document["uploads_left"] = _uploads_left(run)
     if run.params.dry_run:
         # Nothing was distributed: the report is what a real run would do, and the labs as they are now.
         log.info("Dry run: this is what a real run would do:\n%s", document["plan_table"])
@@ -306,6 +318,15 @@ def fleet_snapshot(run: RunContext, inventories: Mapping[str, LabInventory], pro
     )
 
 
+def _uploads_left(run: RunContext) -> list[dict[str, Any]]:
+    """Say once per lab which uploads this run left (and what they cost, and the fix); never a problem."""
+    found = uploads_left.collect(run.xcom())
+    labs = uploads_left.by_lab(found, run.devtestlabs().settings.principal) if found else []
+    for lab in labs:
+        log.warning("%s", lab.message())
+    return [lab.to_dict() for lab in labs]
+
+
 def verify(run: RunContext) -> dict[str, Any]:
     """Re-inventory the labs, compare with the plan's expectations, write the report; raise on problems.
 
@@ -331,6 +352,7 @@ def verify(run: RunContext) -> dict[str, Any]:
         "dry_run": run.params.dry_run,
         "expected": len(result.expected),
         "would_distribute": len(result.pairs) if run.params.dry_run else 0,
+        "uploads_left": {lab["lab"]: lab["bytes"] for lab in document["uploads_left"]},
         "report": str(path),
         # Of the labs this run read: those behind the catalogue (or missing an image) and those stale.
         "behind_labs": [row.name for row in behind_labs(fleet) if row.status != "unknown"],

@@ -25,6 +25,7 @@ from image_factory.redact import redact
 from image_factory.states import ProvisioningState
 
 if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
     from azure.mgmt.devtestlabs.models import Lab
 
     from image_factory.hooks.credentials import ArmSettings
@@ -296,6 +297,10 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
             scope = lab_scope(subscription_id, resource_group, lab_name)
             raise await self.async_clients.fail(exc, "generate an upload URI", scope) from exc
         return str(response.upload_uri)
+
+    async def credential_async(self) -> AsyncTokenCredential:
+        """Return the connection's async credential (the storage data plane takes it too)."""
+        return await self.async_clients.credential()
 
     async def aclose(self) -> None:
         """Close every async client and the async credential."""

@@ -268,7 +268,10 @@ class Deployments:
         """Deploy the resources one after another; end ``Succeeded`` or ``Failed`` with ARM's error."""
         record.provisioning_state = "Running"
         details: list[dict[str, str]] = []
-        for resource in record.evaluated.resources:
+        injected = self._injected_failure(record)
+        if injected is not None:
+            details.append(injected)
+        for resource in record.evaluated.resources if injected is None else ():
             try:
                 request = parse_vm_resource(resource)
                 lab, vm = self.vm_builds.create(record.subscription_id, record.resource_group, request)
@@ -295,6 +298,21 @@ class Deployments:
             raise LroFailure("DeploymentFailed", _FAILED_MESSAGE)
         record.provisioning_state = "Succeeded"
         log.info("deployment %s succeeded", record.name)
+
+    def _injected_failure(self, record: DeploymentState) -> dict[str, str] | None:
+        """Return the error of an ``LRO`` fault rule on ``Deployments_CreateOrUpdate`` (the deployment fails)."""
+        faults = self.services.faults
+        if faults is None:
+            return None
+        fault = faults.match(
+            service="arm", operation="Deployments_CreateOrUpdate", method="LRO", path=record.id.lower()
+        )
+        if fault is None:
+            return None
+        return {
+            "code": str(getattr(fault, "error_code", "") or "InternalServerError"),
+            "message": str(getattr(fault, "message", "") or "Injected failure of the deployment."),
+        }
 
     async def operation_status(self, call: Call) -> Response:
         """Answer a poll of a deployment's Azure-AsyncOperation."""

@@ -348,17 +348,46 @@ class LabVmBuilds:
             vm.spec = replace(vm.spec, tags={str(k): v for k, v in tags.items()})
         return JSONResponse(self.dtl.vm_body(lab, vm, expand_compute=False))
 
+    async def vms_stop(self, call: Call) -> Response:
+        """Stop (deallocate) a lab VM (LRO), as DevTest Labs' stop does."""
+        name = call.params["name"]
+        scope = f"{self.dtl.lab_scope(call)}/virtualmachines/{name}"
+        self.dtl.authorize(call, scope, f"{NAMESPACE}/labs/virtualMachines/stop/action", write=True)
+        lab, vm = self.dtl.get_child(call, "virtualMachines", lambda lab: lab.vms)
+        if vm.provisioning_state in {"Creating", "Deleting"}:
+            raise ArmError(
+                409,
+                "Conflict",
+                f"The virtual machine '{vm.name}' is {vm.provisioning_state.lower()}; retry when it has finished.",
+            )
+
+        async def work() -> None:
+            if self._current(lab, vm) and vm.power_state != "deallocated":
+                vm.power_state = "deallocated"
+                vm.disk.last_ownership_update = _stamp(vm.disk.last_ownership_update)
+
+        return self.dtl.accepted(call, lab, vm_resource_id(lab, vm), work)
+
     def routes(self) -> list[ArmRoute]:
         """Return the lab VM operations this module serves."""
+        vm = LABS_PATH + "/{lab}/virtualmachines/{name}"
         return [
             ArmRoute(
+                "POST",
+                vm + "/stop",
+                "VirtualMachines_Stop",
+                f"{NAMESPACE}/labs/virtualMachines/stop/action",
+                self.vms_stop,
+                API_VERSIONS,
+            ),
+            ArmRoute(
                 "PATCH",
-                LABS_PATH + "/{lab}/virtualmachines/{name}",
+                vm,
                 "VirtualMachines_Update",
                 f"{NAMESPACE}/labs/virtualMachines/write",
                 self.vms_update,
                 API_VERSIONS,
-            )
+            ),
         ]
 
 

@@ -399,3 +399,41 @@ def test_tags_are_updated_and_readers_cannot_deploy(azure: dict[str, Any]) -> No
         )
     assert refused.value.status_code == 403
     delete_vm(azure, vm)
+
+
+def test_without_sysprep_the_vm_keeps_running_until_stopped(faults: dict[str, Any]) -> None:
+    vm = unique_vm("spec")
+    deployments(faults).deployments.begin_create_or_update(
+        RG, f"Deploy-{vm}", body(template(), parameters(vm))
+    ).result()
+    built = vm_with_artifacts(faults, vm)
+    assert built.artifact_deployment_status is not None
+    assert built.artifact_deployment_status.total_artifacts == 0
+    assert built.artifact_deployment_status.deployment_status is None
+    assert power_state(built) == "PowerState/running"
+    dtl_client(faults).virtual_machines.begin_stop(RG, LAB, vm).result()
+    assert power_state(vm_with_artifacts(faults, vm)) == "PowerState/deallocated"
+    delete_vm(faults, vm)
+
+
+def test_an_injected_deployment_failure_fails_it_before_any_vm(faults: dict[str, Any]) -> None:
+    vm = unique_vm("lro")
+    rule = {
+        "service": "arm",
+        "kind": "status",
+        "method": "LRO",
+        "operation": "Deployments_CreateOrUpdate",
+        "error_code": "InternalServerError",
+        "message": "injected",
+        "count": 1,
+    }
+    assert control_post(faults, "/faults", [rule]).status_code == 200
+    client = deployments(faults)
+    with pytest.raises(HttpResponseError):
+        client.deployments.begin_create_or_update(RG, f"Deploy-{vm}", body(template(), parameters(vm))).result()
+    error = client.deployments.get(RG, f"Deploy-{vm}").properties.error  # type: ignore[union-attr]
+    assert error is not None and [(d.code, d.message) for d in error.details or []] == [
+        ("InternalServerError", "injected")
+    ]
+    with pytest.raises(ResourceNotFoundError):
+        dtl_client(faults).virtual_machines.get(RG, LAB, vm)

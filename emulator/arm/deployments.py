@@ -21,7 +21,8 @@ from emulator.arm.deployments_vms import LabVmBuilds, ResourceFailure, is_vm_res
 from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError
 from emulator.arm.labs import NAMESPACE as DTL_NAMESPACE
-from emulator.arm.lro import LroFailure
+from emulator.arm.labs import dtl_time
+from emulator.arm.lro import LroFailure, Operation, Work
 from emulator.arm.template_language import Evaluated, Scope, TemplateError, evaluate_template
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,6 @@ _FAILED_MESSAGE = (
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _arm_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _duration(start: datetime, end: datetime) -> str:
@@ -83,7 +80,7 @@ class DeploymentState:
             "parameters": {p.name: p.echo() for p in self.evaluated.parameters},
             "mode": "Incremental",
             "provisioningState": self.provisioning_state,
-            "timestamp": _arm_time(self.ended or self.started),
+            "timestamp": dtl_time(self.ended or self.started),
             "duration": _duration(self.started, self.ended or _now()),
             "correlationId": self.correlation_id,
             "providers": [
@@ -216,6 +213,18 @@ class Deployments:
             self.dtl.authorize(call, lab_scope, f"{DTL_NAMESPACE}/labs/virtualMachines/write", write=True)
         return evaluated
 
+    def _start(self, call: Call, record: DeploymentState, delay: float, work: Work) -> Operation:
+        """Start ``call``'s long-running ``work`` on the deployment ``record``."""
+        return self.services.lro.start(
+            operation=call.operation,
+            subscription_id=record.subscription_id,
+            namespace=NAMESPACE,
+            location=self._location(record.subscription_id, record.resource_group),
+            resource_id=record.id,
+            delay=delay,
+            work=work,
+        )
+
     # -- create ------------------------------------------------------------------------------------
 
     async def create_or_update(self, call: Call) -> Response:
@@ -231,7 +240,7 @@ class Deployments:
                 409,
                 "DeploymentActive",
                 f"Unable to edit or replace deployment '{existing.name}': previous deployment from "
-                f"'{_arm_time(existing.started)}' is still active. Please see https://aka.ms/arm-deploy for usage "
+                f"'{dtl_time(existing.started)}' is still active. Please see https://aka.ms/arm-deploy for usage "
                 "details.",
             )
         evaluated = self._evaluate(call, template, parameters)
@@ -244,15 +253,7 @@ class Deployments:
             template_hash=str(int(hashlib.sha256(canonical).hexdigest()[:15], 16)),
             evaluated=evaluated,
         )
-        op = self.services.lro.start(
-            operation=call.operation,
-            subscription_id=record.subscription_id,
-            namespace=NAMESPACE,
-            location=self._location(p["sub"], p["rg"]),
-            resource_id=record.id,
-            delay=0,
-            work=lambda: self._run(record),
-        )
+        op = self._start(call, record, 0, lambda: self._run(record))
         record.operation_id = op.id
         self.records[key] = record
         self.by_operation[op.id] = record
@@ -369,15 +370,7 @@ class Deployments:
                 if self.records.get(key) is record:
                     del self.records[key]
 
-            op = self.services.lro.start(
-                operation=call.operation,
-                subscription_id=record.subscription_id,
-                namespace=NAMESPACE,
-                location=self._location(p["sub"], p["rg"]),
-                resource_id=record.id,
-                delay=self.services.world.settings.lro_seconds,
-                work=work,
-            )
+            op = self._start(call, record, self.services.world.settings.lro_seconds, work)
             record.deleting = op.id
         location = (
             f"{call.base_url}/subscriptions/{p['sub']}/operationresults/{record.deleting}"

@@ -4,14 +4,12 @@ another, the sysprep/deprovision stop then deallocation; and ``VirtualMachines_U
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import json
 import logging
 import re
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -30,6 +28,7 @@ from emulator.arm.labs import (
     dtl_time,
     lab_key,
 )
+from emulator.arm.world_changes import content_seed, moved_on
 from emulator.faults import ARTIFACT_KIND
 from emulator.vhd import make_disk
 from emulator.world import DISK_ACCOUNT, DISK_CONTAINER, VmSpec, compute_resource_group
@@ -78,14 +77,6 @@ class VmRequest:
     tags: dict[str, str]
     artifacts: tuple[ArtifactState, ...]
     properties: dict[str, Any]
-
-
-def _seed(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
-
-
-def _stamp(previous: datetime) -> datetime:
-    return max(datetime.now(UTC), previous + timedelta(microseconds=1))
 
 
 def _artifact(item: Any, index: int) -> ArtifactState:
@@ -199,7 +190,7 @@ class LabVmBuilds:
             name=disk_name,
             blob=f"{disk_name.lower()}.vhd",
             size_bytes=spec.disk_size_mib * 1024 * 1024,
-            content_seed=_seed(f"{unique}/content"),
+            content_seed=content_seed(f"{unique}/content"),
             unique_id=str(uuid.uuid4()),
             time_created=now,
             last_ownership_update=now,
@@ -256,7 +247,7 @@ class LabVmBuilds:
         artifact.install_time = dtl_time(datetime.now(UTC))
         await asyncio.sleep(self.services.world.settings.artifact_seconds)
         failure = self._injected_failure(lab, vm, artifact)
-        extension = f"{artifact.name}-{_seed(vm.unique_id + artifact.artifact_id) % 10**9}"
+        extension = f"{artifact.name}-{content_seed(vm.unique_id + artifact.artifact_id) % 10**9}"
         if failure is None:
             artifact.status = "Succeeded"
             artifact.deployment_status_message = json.dumps({"status": "Succeeded"})
@@ -304,7 +295,7 @@ class LabVmBuilds:
     async def _generalized_stop(self, lab: LabState, vm: VmState) -> None:
         """Sysprep/deprovision shut the OS down: the VM is stopped now, deallocated after ``deallocate_seconds``."""
         disk = vm.disk
-        disk.content_seed = _seed(f"{disk.unique_id}/generalized")
+        disk.content_seed = content_seed(f"{disk.unique_id}/generalized")
         await self._write_disk(disk)
         vm.power_state = "stopped"
         task = asyncio.get_running_loop().create_task(self._deallocate_later(lab, vm))
@@ -315,16 +306,15 @@ class LabVmBuilds:
         await asyncio.sleep(self.services.world.settings.deallocate_seconds)
         if self._current(lab, vm) and vm.power_state == "stopped":
             vm.power_state = "deallocated"
-            vm.disk.last_ownership_update = _stamp(vm.disk.last_ownership_update)
+            vm.disk.last_ownership_update = moved_on(vm.disk.last_ownership_update)
             log.info("lab VM %s/%s deallocated", lab.spec.name, vm.name)
 
     async def stop(self) -> None:
         """Cancel pending deallocations."""
-        for task in list(self._tasks):
+        pending = list(self._tasks)
+        for task in pending:
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*pending, return_exceptions=True)
 
     # -- VirtualMachines_Update --------------------------------------------------------------------
 
@@ -364,7 +354,7 @@ class LabVmBuilds:
         async def work() -> None:
             if self._current(lab, vm) and vm.power_state != "deallocated":
                 vm.power_state = "deallocated"
-                vm.disk.last_ownership_update = _stamp(vm.disk.last_ownership_update)
+                vm.disk.last_ownership_update = moved_on(vm.disk.last_ownership_update)
 
         return self.dtl.accepted(call, lab, vm_resource_id(lab, vm), work)
 

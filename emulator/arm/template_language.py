@@ -233,21 +233,12 @@ class Context:
     _resolving: list[str] = field(default_factory=list)
 
     def parameter(self, name: Any) -> Any:
-        key = _find_key(self.parameters, name)
-        if key is None:
-            raise TemplateError(
-                f"The template parameter '{name}' is not found. Please see https://aka.ms/arm-syntax-parameters "
-                "for usage details."
-            )
-        return self.parameters[key]
+        """Return a parameter's value (``parameters()``)."""
+        return self.parameters[_declared(self.parameters, name, "parameter")]
 
     def variable(self, name: Any) -> Any:
-        key = _find_key(self.variables, name)
-        if key is None:
-            raise TemplateError(
-                f"The template variable '{name}' is not found. Please see https://aka.ms/arm-syntax-variables "
-                "for usage details."
-            )
+        """Return a variable's value (``variables()``), evaluating it (and those it uses) once."""
+        key = _declared(self.variables, name, "variable")
         if key in self._resolved:
             return self._resolved[key]
         if key in self._resolving:
@@ -266,6 +257,17 @@ def _find_key(mapping: dict[str, Any], name: Any) -> str | None:
     if not isinstance(name, str):
         return None
     return next((key for key in mapping if key.lower() == name.lower()), None)
+
+
+def _declared(mapping: dict[str, Any], name: Any, kind: str) -> str:
+    """Return the key ``name`` finds in a template's parameters or variables; raise naming it otherwise."""
+    key = _find_key(mapping, name)
+    if key is None:
+        raise TemplateError(
+            f"The template {kind} '{name}' is not found. Please see https://aka.ms/arm-syntax-{kind}s "
+            "for usage details."
+        )
+    return key
 
 
 def _concat(args: list[Any], _ctx: Context) -> Any:

@@ -22,6 +22,8 @@ from azure.mgmt.resource.deployments import DeploymentsMgmtClient
 from azure.mgmt.resource.deployments.models import Deployment, DeploymentProperties
 from azure.storage.blob import BlobClient
 
+from image_factory.capture_rules import select_candidates
+from image_factory.hooks.lab_resources import factory_vm
 from tests.emulator.conftest import (
     REPO,
     SUB1,
@@ -161,6 +163,11 @@ def test_a_template_builds_a_lab_vm_that_sysprep_leaves_deallocated(azure: dict[
     disk = compute_client(azure).disks.get(disk_rg, deallocated.compute_vm.os_disk_id.rsplit("/", 1)[-1])
     assert disk.disk_state == "Reserved"
     assert disk.unique_id
+    # Tagged as the factory tags a built VM, capture's own rules take it like a world VM.
+    dtl_client(azure).virtual_machines.update(RG, LAB, vm, tags={"ImagePath": "Win2016/Datacenter.json"})
+    listed = dtl_client(azure).virtual_machines.list(RG, LAB, expand="properties($expand=computeVm)")
+    candidates, _ = select_candidates([factory_vm(v) for v in listed], ["Win2016/Datacenter.json"])
+    assert [c.vm.name for c in candidates] == [vm]
     delete_vm(azure, vm)
 
 

@@ -10,24 +10,23 @@ import json
 import logging
 import math
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
 from emulator.arm.core import ArmRoute, Call, Services, paged
+from emulator.arm.deployments_records import NAMESPACE, DeploymentState, invalid_template, now, parse_body
 from emulator.arm.deployments_vms import LabVmBuilds, ResourceFailure, is_vm_resource, parse_vm_resource
 from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError
 from emulator.arm.labs import NAMESPACE as DTL_NAMESPACE
 from emulator.arm.labs import dtl_time
 from emulator.arm.lro import LroFailure, Operation, Work
-from emulator.arm.template_language import Evaluated, Scope, TemplateError, evaluate_template
+from emulator.arm.template_language import Scope, TemplateError
+from emulator.arm.templates import Evaluated, evaluate_template
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "Microsoft.Resources"
 DEPLOYMENTS_PATH = "/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments"
 _ACTIVE = frozenset({"Accepted", "Running"})
 _DEFAULT_LOCATION = "westeurope"
@@ -35,117 +34,6 @@ _FAILED_MESSAGE = (
     "At least one resource deployment operation failed. Please list deployment operations for details. "
     "Please see https://aka.ms/arm-deployment-operations for usage details."
 )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _duration(start: datetime, end: datetime) -> str:
-    return f"PT{max(0.0, (end - start).total_seconds()):.7f}S"
-
-
-@dataclass
-class DeploymentState:
-    """One deployment record of a resource group."""
-
-    subscription_id: str
-    resource_group: str
-    name: str
-    correlation_id: str
-    template_hash: str
-    evaluated: Evaluated
-    provisioning_state: str = "Accepted"
-    started: datetime = field(default_factory=_now)
-    ended: datetime | None = None
-    operation_id: str = ""
-    error: dict[str, Any] | None = None
-    outputs: dict[str, Any] | None = None
-    output_resources: list[str] = field(default_factory=list)
-    deleting: str | None = None
-
-    @property
-    def id(self) -> str:
-        """Resource id of the deployment."""
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/{NAMESPACE}/deployments/{self.name}"
-        )
-
-    def body(self) -> dict[str, Any]:
-        """Render the deployment as ``DeploymentExtended``."""
-        resources = self.evaluated.resources
-        props: dict[str, Any] = {
-            "templateHash": self.template_hash,
-            "parameters": {p.name: p.echo() for p in self.evaluated.parameters},
-            "mode": "Incremental",
-            "provisioningState": self.provisioning_state,
-            "timestamp": dtl_time(self.ended or self.started),
-            "duration": _duration(self.started, self.ended or _now()),
-            "correlationId": self.correlation_id,
-            "providers": [
-                {
-                    "namespace": DTL_NAMESPACE,
-                    "resourceTypes": [
-                        {
-                            "resourceType": "labs/virtualmachines",
-                            "locations": sorted({str(r.get("location")) for r in resources}),
-                        }
-                    ],
-                }
-            ]
-            if resources
-            else [],
-            "dependencies": [],
-            "outputResources": [{"id": rid} for rid in self.output_resources],
-        }
-        if self.outputs is not None:
-            props["outputs"] = self.outputs
-        if self.error is not None:
-            props["error"] = self.error
-        return {"id": self.id, "name": self.name, "type": f"{NAMESPACE}/deployments", "properties": props}
-
-    def describe(self) -> dict[str, Any]:
-        """Describe the deployment for ``GET /_emulator/state``."""
-        return {
-            "subscription": self.subscription_id,
-            "resource_group": self.resource_group,
-            "name": self.name,
-            "provisioning_state": self.provisioning_state,
-            "vms": [str(r["name"]) for r in self.evaluated.resources],
-            "error": self.error,
-        }
-
-
-def _invalid_template(message: str) -> ArmError:
-    return ArmError(400, "InvalidTemplate", f"Deployment template validation failed: '{message}'.")
-
-
-def _parse_body(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return the template and parameters of a ``Deployment`` body; raise 400 as ARM does."""
-    props = body.get("properties")
-    if not isinstance(props, dict):
-        raise ArmError(400, "InvalidRequestContent", "The request content was invalid: 'properties' is required.")
-    if props.get("templateLink") is not None or props.get("parametersLink") is not None:
-        raise ArmError(
-            400,
-            "InvalidRequestContent",
-            "The local Azure deploys inline templates only: pass 'template' and 'parameters', not links.",
-        )
-    mode = props.get("mode")
-    if not isinstance(mode, str) or mode.lower() not in {"incremental", "complete"}:
-        raise ArmError(
-            400, "InvalidRequestContent", "The request content was invalid: 'mode' must be 'Incremental' or 'Complete'."
-        )
-    if mode.lower() == "complete":
-        raise ArmError(400, "InvalidRequestContent", "The local Azure deploys in 'Incremental' mode only.")
-    template = props.get("template")
-    if not isinstance(template, dict):
-        raise ArmError(400, "InvalidRequestContent", "The request content was invalid: 'template' is required.")
-    parameters = props.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise ArmError(400, "InvalidRequestContent", "The request content was invalid: 'parameters' must be an object.")
-    return template, parameters
 
 
 class Deployments:
@@ -198,7 +86,7 @@ class Deployments:
         try:
             evaluated = evaluate_template(template, parameters, scope)
         except TemplateError as exc:
-            raise _invalid_template(exc.message) from exc
+            raise invalid_template(exc.message) from exc
         for resource in evaluated.resources:
             if not is_vm_resource(resource):
                 raise ArmError(
@@ -232,7 +120,7 @@ class Deployments:
         self.services.authorizer.check(call.principal, self._scope(call), f"{NAMESPACE}/deployments/write", write=True)
         p = call.params
         self.dtl.check_group(p["sub"], p["rg"])
-        template, parameters = _parse_body(await call.json_body())
+        template, parameters = parse_body(await call.json_body())
         key = self._key(call)
         existing = self.records.get(key)
         if existing is not None and (existing.provisioning_state in _ACTIVE or existing.deleting):
@@ -268,25 +156,16 @@ class Deployments:
     async def _run(self, record: DeploymentState) -> None:
         """Deploy the resources one after another; end ``Succeeded`` or ``Failed`` with ARM's error."""
         record.provisioning_state = "Running"
-        details: list[dict[str, str]] = []
         injected = self._injected_failure(record)
-        if injected is not None:
-            details.append(injected)
-        for resource in record.evaluated.resources if injected is None else ():
-            try:
-                request = parse_vm_resource(resource)
-                lab, vm = self.vm_builds.create(record.subscription_id, record.resource_group, request)
-            except ResourceFailure as failure:
-                details.append({"code": failure.code, "message": failure.message})
-                continue
-            record.output_resources.append(f"{lab.id}/virtualmachines/{vm.name}".lower())
-            await self.vm_builds.build(lab, vm)
+        details = [injected] if injected is not None else await self._deploy_resources(record)
+        if record.provisioning_state == "Canceled":
+            return
         if not details:
             try:
                 record.outputs = record.evaluated.evaluated_outputs()
             except TemplateError as exc:
                 details.append({"code": "InvalidTemplate", "message": exc.message})
-        record.ended = _now()
+        record.ended = now()
         if details:
             record.provisioning_state = "Failed"
             record.error = {
@@ -299,6 +178,46 @@ class Deployments:
             raise LroFailure("DeploymentFailed", _FAILED_MESSAGE)
         record.provisioning_state = "Succeeded"
         log.info("deployment %s succeeded", record.name)
+
+    async def _deploy_resources(self, record: DeploymentState) -> list[dict[str, str]]:
+        """Create and build each VM of the template (until canceled); return the failures' details."""
+        details: list[dict[str, str]] = []
+        for resource in record.evaluated.resources:
+            if record.provisioning_state == "Canceled":
+                break
+            try:
+                request = parse_vm_resource(resource)
+                lab, vm = self.vm_builds.create(record.subscription_id, record.resource_group, request)
+            except ResourceFailure as failure:
+                details.append({"code": failure.code, "message": failure.message})
+                continue
+            record.output_resources.append(f"{lab.id}/virtualmachines/{vm.name}".lower())
+            await self.vm_builds.build(lab, vm)
+        return details
+
+    async def cancel(self, call: Call) -> Response:
+        """Cancel a running deployment (204): it ends ``Canceled``; what it started is left as it is."""
+        self.services.authorizer.check(
+            call.principal, self._scope(call), f"{NAMESPACE}/deployments/cancel/action", write=True
+        )
+        self.dtl.check_group(call.params["sub"], call.params["rg"])
+        record = self._record(call)
+        if record.provisioning_state not in _ACTIVE:
+            raise ArmError(
+                409,
+                "Conflict",
+                f"The deployment '{record.name}' cannot be canceled: it is '{record.provisioning_state}', not "
+                "'Accepted' or 'Running'.",
+            )
+        record.provisioning_state = "Canceled"
+        record.ended = now()
+        log.info("deployment %s canceled", record.name)
+        return Response(status_code=204)
+
+    async def check_existence(self, call: Call) -> Response:
+        """Answer 204 when the deployment exists, else 404 (no body)."""
+        self.services.authorizer.check(call.principal, self._scope(call), f"{NAMESPACE}/deployments/read", write=False)
+        return Response(status_code=204 if self._key(call) in self.records else 404)
 
     def _injected_failure(self, record: DeploymentState) -> dict[str, str] | None:
         """Return the error of an ``LRO`` fault rule on ``Deployments_CreateOrUpdate`` (the deployment fails)."""
@@ -404,6 +323,10 @@ class Deployments:
             ArmRoute("PUT", one, "Deployments_CreateOrUpdate", write, self.create_or_update),
             ArmRoute("GET", one, "Deployments_Get", read, self.get),
             ArmRoute("DELETE", one, "Deployments_Delete", delete, self.delete),
+            ArmRoute("HEAD", one, "Deployments_CheckExistence", read, self.check_existence),
+            ArmRoute(
+                "POST", one + "/cancel", "Deployments_Cancel", f"{NAMESPACE}/deployments/cancel/action", self.cancel
+            ),
             ArmRoute(
                 "GET",
                 one + "/operationStatuses/{id}",

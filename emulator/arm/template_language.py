@@ -1,7 +1,6 @@
-"""The ARM template language subset DevTest Labs VM templates use: expressions, parameters, variables, outputs.
+"""The ARM template language subset DevTest Labs VM templates use: parsing and evaluating ``[...]`` expressions.
 
-Pure (no I/O): ``evaluate_template`` turns a template and its deployment parameters into the resources and outputs
-to deploy, or raises ``TemplateError`` with the message ARM's ``InvalidTemplate`` would carry.
+Pure (no I/O). ``templates`` checks a whole template (parameters, variables, resources, outputs) with it.
 """
 
 from __future__ import annotations
@@ -15,68 +14,14 @@ _FUNCTIONS_HELP = "Please see https://aka.ms/arm-functions for usage details."
 _EXPRESSIONS_HELP = "Please see https://aka.ms/arm-template-expressions for usage details."
 #: Functions ARM has that the local Azure does not evaluate (named as "not supported", not "not found").
 _KNOWN_ELSEWHERE = frozenset(
-    name.lower()
-    for name in (
-        "uniqueString",
-        "reference",
-        "list",
-        "listKeys",
-        "deployment",
-        "environment",
-        "guid",
-        "utcNow",
-        "format",
-        "toLower",
-        "toUpper",
-        "substring",
-        "replace",
-        "if",
-        "equals",
-        "string",
-        "int",
-        "bool",
-        "length",
-        "copyIndex",
-        "split",
-        "take",
-        "skip",
-        "first",
-        "last",
-        "json",
-        "createArray",
-        "createObject",
-        "union",
-        "contains",
-        "empty",
-        "not",
-        "and",
-        "or",
-        "base64",
-        "uri",
-        "tenant",
-        "managementGroup",
-        "subscriptionResourceId",
-        "tenantResourceId",
-        "extensionResourceId",
-        "providers",
-        "pickZones",
-        "newGuid",
-        "true",
-        "false",
-        "null",
-    )
+    (  # noqa: SIM905 - a long list of names, wrapped
+        "uniquestring reference list listkeys deployment environment guid utcnow format tolower toupper "
+        "substring replace if equals string int bool length copyindex split take skip first last json "
+        "createarray createobject union contains empty not and or base64 uri tenant managementgroup "
+        "subscriptionresourceid tenantresourceid extensionresourceid providers pickzones newguid true false "
+        "null"
+    ).split()
 )
-_PARAMETER_TYPES = {
-    "string": str,
-    "securestring": str,
-    "int": int,
-    "bool": bool,
-    "object": dict,
-    "secureobject": dict,
-    "array": list,
-}
-#: Parameter types whose values ARM never returns.
-SECURE_TYPES = frozenset({"securestring", "secureobject"})
 
 
 class TemplateError(Exception):
@@ -253,7 +198,7 @@ class Context:
         return value
 
 
-def _find_key(mapping: dict[str, Any], name: Any) -> str | None:
+def find_key(mapping: dict[str, Any], name: Any) -> str | None:
     if not isinstance(name, str):
         return None
     return next((key for key in mapping if key.lower() == name.lower()), None)
@@ -261,7 +206,7 @@ def _find_key(mapping: dict[str, Any], name: Any) -> str | None:
 
 def _declared(mapping: dict[str, Any], name: Any, kind: str) -> str:
     """Return the key ``name`` finds in a template's parameters or variables; raise naming it otherwise."""
-    key = _find_key(mapping, name)
+    key = find_key(mapping, name)
     if key is None:
         raise TemplateError(
             f"The template {kind} '{name}' is not found. Please see https://aka.ms/arm-syntax-{kind}s "
@@ -356,7 +301,7 @@ _FUNCTIONS: dict[str, Callable[[list[Any], Context], Any]] = {
 
 def _access(value: Any, accessor: Any) -> Any:
     if isinstance(value, dict) and isinstance(accessor, str):
-        key = _find_key(value, accessor)
+        key = find_key(value, accessor)
         if key is None:
             raise TemplateError(
                 f"The language expression property '{accessor}' doesn't exist, available properties are "
@@ -410,145 +355,3 @@ def evaluate_value(value: Any, ctx: Context) -> Any:
     if isinstance(value, list):
         return [evaluate_value(item, ctx) for item in value]
     return value
-
-
-# -- templates ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """A declared template parameter with its value for this deployment."""
-
-    name: str
-    type: str
-    value: Any
-
-    @property
-    def secure(self) -> bool:
-        """Tell whether ARM hides this parameter's value."""
-        return self.type.lower() in SECURE_TYPES
-
-    def echo(self) -> dict[str, Any]:
-        """Render the parameter as ``DeploymentExtended.properties.parameters`` does (no secure value)."""
-        kind = {"securestring": "SecureString", "secureobject": "SecureObject"}.get(self.type.lower())
-        if kind is not None:
-            return {"type": kind}
-        return {"type": self.type[:1].upper() + self.type[1:], "value": self.value}
-
-
-@dataclass(frozen=True)
-class Evaluated:
-    """A template ready to deploy: its parameters, evaluated resources and a way to evaluate its outputs."""
-
-    parameters: tuple[Parameter, ...]
-    resources: tuple[dict[str, Any], ...]
-    context: Context
-    outputs: dict[str, Any]
-
-    def evaluated_outputs(self) -> dict[str, Any]:
-        """Evaluate the outputs as ARM returns them (``{name: {type, value}}``)."""
-        result = {}
-        for name, output in self.outputs.items():
-            if not isinstance(output, dict):
-                raise TemplateError(f"The template output '{name}' is not valid: it must be an object.")
-            kind = str(output.get("type", "string"))
-            result[name] = {
-                "type": kind[:1].upper() + kind[1:],
-                "value": evaluate_value(output.get("value"), self.context),
-            }
-        return result
-
-
-def _type_ok(kind: str, value: Any) -> bool:
-    expected = _PARAMETER_TYPES[kind.lower()]
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def _parameters(declared: dict[str, Any], given: dict[str, Any], ctx: Context) -> tuple[Parameter, ...]:
-    unknown = [name for name in given if _find_key(declared, name) is None]
-    if unknown:
-        raise TemplateError(
-            f"The template parameters '{', '.join(unknown)}' in the parameters file are not valid; they are not "
-            "present in the original template and can therefore not be provided at deployment time. The only "
-            f"supported parameters for this template are '{', '.join(declared)}'. Please see "
-            "https://aka.ms/arm-pass-parameter-values for usage details."
-        )
-    result = []
-    for name, spec in declared.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
-            raise TemplateError(f"The template parameter '{name}' must be an object with a 'type'.")
-        kind = spec["type"]
-        if kind.lower() not in _PARAMETER_TYPES:
-            raise TemplateError(f"The template parameter '{name}' has an invalid type '{kind}'.")
-        key = _find_key(given, name)
-        if key is not None:
-            entry = given[key]
-            if not isinstance(entry, dict) or "value" not in entry:
-                raise TemplateError(
-                    f"The value for the template parameter '{name}' is not valid: a parameter value must be an "
-                    "object with 'value' (Key Vault 'reference' is not supported by the local Azure)."
-                )
-            value = entry["value"]
-        elif "defaultValue" in spec:
-            value = evaluate_value(spec["defaultValue"], ctx)
-        else:
-            raise TemplateError(
-                f"The value for the template parameter '{name}' is not provided. Please see "
-                "https://aka.ms/arm-create-parameter-file for usage details."
-            )
-        if not _type_ok(kind, value):
-            raise TemplateError(
-                f"Template parameter JToken type is not valid. Expected '{kind}'. Actual "
-                f"'{type(value).__name__}'. The value of the template parameter '{name}' is not valid."
-            )
-        allowed = spec.get("allowedValues")
-        if isinstance(allowed, list) and value not in allowed:
-            raise TemplateError(
-                f"The provided value for the template parameter '{name}' is not valid. The value is not part of "
-                f"the allowed value(s): '{', '.join(str(v) for v in allowed)}'."
-            )
-        ctx.parameters[name] = value
-        result.append(Parameter(name=name, type=kind, value=value))
-    return tuple(result)
-
-
-def _resource(resource: Any, index: int, ctx: Context) -> dict[str, Any]:
-    if not isinstance(resource, dict):
-        raise TemplateError(f"The template resource at index '{index}' is not valid: it must be an object.")
-    for key in ("type", "name", "apiVersion"):
-        if not isinstance(resource.get(key), str):
-            raise TemplateError(
-                f"The template resource at index '{index}' is not valid: the '{key}' property is required."
-            )
-    try:
-        evaluated = evaluate_value(resource, ctx)
-    except TemplateError as exc:
-        raise TemplateError(
-            f"Unable to process template language expressions for resource '{resource['name']}' at index "
-            f"'{index}'. '{exc.message}'"
-        ) from exc
-    if not isinstance(evaluated.get("name"), str):
-        raise TemplateError(f"The template resource '{resource['name']}' has a name that is not a string.")
-    return dict(evaluated)
-
-
-def evaluate_template(template: Any, given: dict[str, Any], scope: Scope) -> Evaluated:
-    """Check a template against its parameters and evaluate its resources; raise TemplateError as ARM would."""
-    if not isinstance(template, dict):
-        raise TemplateError("The template must be a JSON object.")
-    declared = template.get("parameters") or {}
-    variables = template.get("variables") or {}
-    resources = template.get("resources")
-    outputs = template.get("outputs") or {}
-    if not isinstance(declared, dict) or not isinstance(variables, dict) or not isinstance(outputs, dict):
-        raise TemplateError("The template's 'parameters', 'variables' and 'outputs' must be objects.")
-    if not isinstance(resources, list):
-        raise TemplateError("The template 'resources' property is required and must be an array.")
-    ctx = Context(scope=scope, parameters={}, variables=dict(variables))
-    parameters = _parameters(declared, given, ctx)
-    for name in variables:
-        ctx.variable(name)
-    evaluated = tuple(_resource(resource, index, ctx) for index, resource in enumerate(resources))
-    return Evaluated(parameters=parameters, resources=evaluated, context=ctx, outputs=dict(outputs))

@@ -444,3 +444,27 @@ def test_an_injected_deployment_failure_fails_it_before_any_vm(faults: dict[str,
     ]
     with pytest.raises(ResourceNotFoundError):
         dtl_client(faults).virtual_machines.get(RG, LAB, vm)
+
+
+def test_a_running_deployment_can_be_canceled(settings_fast: dict[str, Any]) -> None:
+    info = settings_fast
+    assert control_post(info, "/config", {"artifact_seconds": 1.0}).status_code == 200
+    vm = unique_vm("cxl")
+    client = deployments(info)
+    name = f"Deploy-{vm}"
+    assert client.deployments.check_existence(RG, name) is False
+    poller = client.deployments.begin_create_or_update(
+        RG, name, body(template("Win2016 Datacenter.json", "windows-7zip"), parameters(vm))
+    )
+    assert client.deployments.check_existence(RG, name) is True
+    client.deployments.cancel(RG, name)
+    canceled = client.deployments.get(RG, name)
+    assert canceled.properties is not None and canceled.properties.provisioning_state == "Canceled"
+    with pytest.raises(HttpResponseError):
+        poller.result()
+    with pytest.raises(HttpResponseError) as again:
+        client.deployments.cancel(RG, name)
+    assert again.value.status_code == 409
+    wait_for(lambda: vm_with_artifacts(info, vm).provisioning_state == "Succeeded", "the VM to finish anyway")
+    client.deployments.begin_delete(RG, name).result()
+    delete_vm(info, vm)

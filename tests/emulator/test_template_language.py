@@ -1,4 +1,4 @@
-"""The template language subset of the local Azure's deployments (pure, no emulator process)."""
+"""The template language subset of the local Azure's deployments and its template checks (pure, no emulator)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,8 @@ from typing import Any
 
 import pytest
 
-from emulator.arm.template_language import (
-    Context,
-    Scope,
-    TemplateError,
-    evaluate_string,
-    evaluate_template,
-    parse_expression,
-)
+from emulator.arm.template_language import Context, Scope, TemplateError, evaluate_string, parse_expression
+from emulator.arm.templates import evaluate_template
 
 LABS = "/subscriptions/sub-1/resourceGroups/rg-imagefactory/providers/Microsoft.DevTestLab/labs"
 SCOPE = Scope(subscription_id="sub-1", resource_group="rg-imagefactory", location="westeurope", tenant_id="t-1")

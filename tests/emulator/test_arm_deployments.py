@@ -42,7 +42,13 @@ BUILD_WORLD = REPO / "emulator" / "worlds" / "build.json"
 DATA = Path(__file__).parent / "data" / "golden"
 RG = "rg-imagefactory"
 LAB = "ImageFactory"
-FAST = {"lro_seconds": 0.2, "vm_create_seconds": 0.2, "artifact_seconds": 0.2, "deallocate_seconds": 0.3}
+FAST = {
+    "lro_seconds": 0.2,
+    "vm_create_seconds": 0.2,
+    "artifact_seconds": 0.2,
+    "deallocate_seconds": 0.3,
+    "build_disk_mib": 1,
+}
 SYSPREP = (
     "[resourceId('Microsoft.DevTestLab/labs/artifactSources/artifacts', parameters('labName'), 'public repo', '{}')]"
 )
@@ -467,4 +473,18 @@ def test_a_running_deployment_can_be_canceled(settings_fast: dict[str, Any]) -> 
     assert again.value.status_code == 409
     wait_for(lambda: vm_with_artifacts(info, vm).provisioning_state == "Succeeded", "the VM to finish anyway")
     client.deployments.begin_delete(RG, name).result()
+    delete_vm(info, vm)
+
+
+def test_build_settings_are_checked_and_size_the_disk(settings_fast: dict[str, Any]) -> None:
+    info = settings_fast
+    assert control_post(info, "/config", {"build_disk_mib": 65}).status_code == 400
+    assert control_post(info, "/config", {"deallocate_seconds": -1}).status_code == 400
+    answer = control_post(info, "/config", {"build_disk_mib": 2})
+    assert answer.status_code == 200
+    assert {"vm_create_seconds", "artifact_seconds", "deallocate_seconds", "build_disk_mib"} <= set(answer.json())
+    vm = unique_vm("big")
+    deployments(info).deployments.begin_create_or_update(RG, f"Deploy-{vm}", body(template(), parameters(vm))).result()
+    vms = {v["name"]: v for lab in control_get(info, "/state")["labs"] for v in lab["vms"]}
+    assert vms[vm]["os_disk"]["size_bytes"] == 2 * 1024 * 1024
     delete_vm(info, vm)

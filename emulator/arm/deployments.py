@@ -157,7 +157,12 @@ class Deployments:
         """Deploy the resources one after another; end ``Succeeded`` or ``Failed`` with ARM's error."""
         record.provisioning_state = "Running"
         injected = self._injected_failure(record)
-        details = [injected] if injected is not None else await self._deploy_resources(record)
+        try:
+            details = [injected] if injected is not None else await self._deploy_resources(record)
+        except Exception:
+            # A failure of the local Azure itself (e.g. writing a disk) must not leave the deployment Running.
+            log.exception("deployment %s crashed", record.name)
+            details = [{"code": "InternalServerError", "message": "The resource operation failed unexpectedly."}]
         if record.provisioning_state == "Canceled":
             return
         if not details:

@@ -220,7 +220,15 @@ class LabVmBuilds:
         return lab.vms.get(vm.name.lower()) is vm and self.dtl.labs.get(lab_key(lab.spec)) is lab
 
     async def build(self, lab: LabState, vm: VmState) -> None:
-        """Write the disk, apply the artifacts one after another, end the VM ``Succeeded``."""
+        """Write the disk, apply the artifacts one after another, end the VM ``Succeeded`` (``Failed`` on a crash)."""
+        try:
+            await self._build(lab, vm)
+        except Exception:
+            vm.provisioning_state = "Failed"
+            vm.spec = replace(vm.spec, provisioning_state="Failed")
+            raise
+
+    async def _build(self, lab: LabState, vm: VmState) -> None:
         settings = self.services.world.settings
         await self._write_disk(vm.disk)
         await asyncio.sleep(settings.vm_create_seconds)

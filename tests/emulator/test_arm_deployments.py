@@ -202,14 +202,22 @@ def test_every_build_gets_a_new_disk_and_the_templates_of_the_repository_deploy(
         props = tpl["resources"][0]["properties"]
         props["artifacts"] = [*props.get("artifacts", []), {"artifactId": SYSPREP.format(last)}]
         pollers.append(client.deployments.begin_create_or_update(RG, f"Deploy-{vm}", body(tpl, parameters(vm))))
+    # The hand-written equivalents of the original factory's templates, unchanged (no artifact added).
+    originals = sorted(DATA.glob("*.json"))
+    unchanged = [unique_vm("o") for _ in originals]
+    for path, vm in zip(originals, unchanged, strict=True):
+        tpl = json.loads(path.read_text(encoding="utf-8"))
+        pollers.append(client.deployments.begin_create_or_update(RG, f"Deploy-{vm}", body(tpl, parameters(vm))))
     states = [poller.result().properties.provisioning_state for poller in pollers]  # type: ignore[union-attr]
-    assert states == ["Succeeded"] * len(golden)
+    assert states == ["Succeeded"] * (len(golden) + len(originals))
+    assert len(originals) == 2
     for vm in names[:2]:
         wait_for(lambda vm=vm: power_state(vm_with_artifacts(azure, vm)) == "PowerState/deallocated", vm)
     first, second = (_disk_bytes(azure, vm) for vm in names[:2])
     assert first != second
-    for vm in names:
-        delete_vm(azure, vm)
+    deletions = [dtl_client(azure).virtual_machines.begin_delete(RG, LAB, vm) for vm in names + unchanged]
+    for deletion in deletions:
+        deletion.result()
 
 
 def test_while_building_the_vm_is_creating_and_its_artifacts_move_one_by_one(settings_fast: dict[str, Any]) -> None:

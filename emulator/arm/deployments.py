@@ -1,6 +1,6 @@
-"""Microsoft.Resources/deployments in a resource group: create (an LRO evaluating the template), get, list, delete.
+"""Microsoft.Resources/deployments in a resource group: create (an LRO running the template), get, list, cancel, delete.
 
-The template language lives in ``template_language``; the lab VMs a template makes in ``deployments_vms``.
+Templates are checked by ``templates``; the record is ``deployments_records``; the lab VMs are ``deployments_vms``.
 """
 
 from __future__ import annotations

@@ -309,7 +309,13 @@ class Deployments:
         if op is None or op.subscription_id != call.params["sub"].lower() or op.namespace != NAMESPACE:
             raise ArmError(404, "OperationNotFound", f"The operation '{call.params['id']}' was not found.")
         self.services.authorizer.check(call.principal, op.resource_id, f"{NAMESPACE}/deployments/read", write=False)
-        return self.services.lro.result_response(op, self.services.world.settings.lro_seconds)
+        if not op.done:
+            retry = max(1, min(10, math.ceil(self.services.world.settings.lro_seconds / 2)))
+            return Response(status_code=202, headers={"Retry-After": str(retry)})
+        if op.status != "Succeeded":
+            error = op.error or {"code": "OperationFailed", "message": "The operation failed."}
+            return JSONResponse({"error": error}, status_code=400)
+        return Response(status_code=204)
 
     def state(self) -> list[dict[str, Any]]:
         """Describe every deployment record for ``GET /_emulator/state``."""

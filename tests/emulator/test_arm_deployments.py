@@ -390,7 +390,13 @@ def test_the_put_answers_as_arm_does(azure: dict[str, Any]) -> None:
         final = wait_for(
             lambda: (s := http.get(status_url).json())["status"] in {"Succeeded", "Failed"} and s, "the deployment"
         )
-    assert final == {"status": "Succeeded"}
+        assert final == {"status": "Succeeded"}
+        deleted = http.delete(status_url.split("/operationStatuses/")[0] + "?api-version=2026-06-01")
+        assert deleted.status_code == 202 and "Azure-AsyncOperation" not in deleted.headers
+        location = deleted.headers["Location"]
+        assert f"/subscriptions/{SUB1}/operationresults/" in location
+        ended = wait_for(lambda: (r := http.get(location)).status_code != 202 and r, "the deletion")
+    assert ended.status_code == 204
     assert "Pa55-w0rd!" not in json.dumps(control_get(azure, "/state"))
     assert "Pa55-w0rd!" not in http_get_deployment(azure, f"Deploy-{vm}")
     stats = control_get(azure, "/stats")["arm"]["requests"]

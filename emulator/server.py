@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from starlette.applications import Starlette
 
 from emulator.arm.app import ArmFrontDoor, build_app
+from emulator.arm.recorder import ResponseRecorder
 from emulator.certs import CertPaths, make_certificates
 from emulator.entra import Entra
 from emulator.faults import FaultRules
@@ -125,8 +126,12 @@ async def serve(
     blob_port: int = 0,
     out: TextIO,
     stop: asyncio.Event | None = None,
+    record_dir: Path | None = None,
 ) -> int:
-    """Run the local Azure until SIGTERM/SIGINT (or ``stop``); print the ready line to ``out``."""
+    """Run the local Azure until SIGTERM/SIGINT (or ``stop``); print the ready line to ``out``.
+
+    ``record_dir`` (default: ``LOCAL_AZURE_RECORD_DIR``; off when neither is set) records every ARM answer.
+    """
     started = time.monotonic()
     world = load_world(world_path)
     stop = stop or asyncio.Event()
@@ -144,11 +149,12 @@ async def serve(
         server: QuietServer | None = None
         task: asyncio.Task[None] | None = None
         front: ArmFrontDoor | None = None
+        recorder = ResponseRecorder.from_option(record_dir)
         try:
             await storage.start()
             disks = await write_disks(world, storage)
             entra = Entra(world)
-            app, front = build_app(world, entra, storage, storage.faults)
+            app, front = build_app(world, entra, storage, storage.faults, recorder)
             server, task, port = await start_arm(app, certs, arm_port)
             arm_url = f"https://127.0.0.1:{port}"
             log.info(
@@ -174,3 +180,5 @@ async def serve(
                 await front.services.lro.stop()
                 await front.deployments.stop()
             await storage.stop()
+            if recorder is not None:
+                recorder.close()

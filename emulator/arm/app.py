@@ -22,6 +22,7 @@ from emulator.arm.deployments import Deployments
 from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError
 from emulator.arm.lro import LroManager
+from emulator.arm.recorder import ResponseRecorder
 from emulator.arm.world_changes import WorldChanges
 from emulator.entra import Entra
 from emulator.world import World
@@ -67,11 +68,20 @@ class ResetResponse(Response):
 class ArmFrontDoor:
     """Dispatch ARM requests to the DevTest Labs and Compute handlers."""
 
-    def __init__(self, services: Services, dtl: DevTestLabs, compute: Compute, deployments: Deployments) -> None:
+    def __init__(
+        self,
+        services: Services,
+        dtl: DevTestLabs,
+        compute: Compute,
+        deployments: Deployments,
+        recorder: ResponseRecorder | None = None,
+    ) -> None:
         self.services = services
         self.dtl = dtl
         self.compute = compute
         self.deployments = deployments
+        #: Appends every answer to a JSON-lines file when recording is on (tests check them against the spec).
+        self.recorder = recorder
         self.rate_limits = RateLimits()
         routes = [
             *dtl.routes(),
@@ -164,8 +174,10 @@ class ArmFrontDoor:
         request_id = str(uuid.uuid4())
         correlation = request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
         subscription = ""
+        operation = ""
         try:
             route, params = self._match(request)
+            operation = route.operation
             subscription = params.get("sub", "")
             self.services.stats.count(
                 route.operation,
@@ -195,6 +207,15 @@ class ArmFrontDoor:
         if subscription:
             for key, value in self.rate_limits.headers(subscription, request.method).items():
                 response.headers[key] = value
+        if self.recorder is not None and operation and not isinstance(response, ResetResponse):
+            self.recorder.record(
+                response,
+                operation=operation,
+                method=request.method,
+                path=request.url.path,
+                api_version=request.query_params.get("api-version"),
+                lro_of=getattr(request.state, "lro_of", None),
+            )
         return response
 
     # -- LRO polling -------------------------------------------------------------------------------
@@ -205,6 +226,7 @@ class ArmFrontDoor:
             raise ArmError(404, "OperationNotFound", f"The operation '{call.params['id']}' was not found.")
         if not self.services.authorizer.any_role_within(call.principal, op.resource_id):
             self.services.authorizer.check(call.principal, op.resource_id, "operations/read", write=False)
+        call.request.state.lro_of = op.operation
         return op
 
     async def operation_status(self, call: Call) -> Response:
@@ -223,8 +245,9 @@ def build_app(
     entra: Entra,
     storage: StorageApi,
     faults: FaultsApi | None,
+    recorder: ResponseRecorder | None = None,
 ) -> tuple[Starlette, ArmFrontDoor]:
-    """Assemble Entra ID, the control API and ARM into one Starlette app."""
+    """Assemble Entra ID, the control API and ARM into one Starlette app (``recorder``: record ARM's answers)."""
     services = Services(
         world=world,
         storage=storage,
@@ -234,7 +257,7 @@ def build_app(
     )
     dtl = DevTestLabs(services)
     compute = Compute(services, dtl)
-    front = ArmFrontDoor(services, dtl, compute, Deployments(services, dtl))
+    front = ArmFrontDoor(services, dtl, compute, Deployments(services, dtl), recorder)
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _HideInjectedResets) for f in uvicorn_log.filters):
         uvicorn_log.addFilter(_HideInjectedResets())

@@ -49,6 +49,8 @@ class FactorySettings:
     read_sas_hours: int = 4
     disk_access_seconds: int = 36000
     adopt_powershell_images: bool = False
+    #: The fleet view's freshness target: a lab's newest version older than this many days is stale (0: none).
+    freshness_days: int = 0
 
 
 #: factory.json paths → FactorySettings fields.
@@ -68,6 +70,7 @@ FACTORY_FIELDS: dict[JsonPath, str] = {
     ("ReadSasHours",): "read_sas_hours",
     ("DiskAccessSeconds",): "disk_access_seconds",
     ("AdoptPowerShellImages",): "adopt_powershell_images",
+    ("FreshnessDays",): "freshness_days",
 }
 
 

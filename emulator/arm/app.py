@@ -18,6 +18,7 @@ from emulator.arm.auth import Authorizer
 from emulator.arm.compute import Compute
 from emulator.arm.control import Control
 from emulator.arm.core import ArmRoute, Call, FaultsApi, RateLimits, Services, StorageApi
+from emulator.arm.deployments import Deployments
 from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError
 from emulator.arm.lro import LroManager
@@ -68,17 +69,24 @@ class ArmFrontDoor:
     """Dispatch ARM requests to the DevTest Labs and Compute handlers."""
 
     def __init__(
-        self, services: Services, dtl: DevTestLabs, compute: Compute, recorder: ResponseRecorder | None = None
+        self,
+        services: Services,
+        dtl: DevTestLabs,
+        compute: Compute,
+        deployments: Deployments,
+        recorder: ResponseRecorder | None = None,
     ) -> None:
         self.services = services
         self.dtl = dtl
         self.compute = compute
+        self.deployments = deployments
         #: Appends every answer to a JSON-lines file when recording is on (tests check them against the spec).
         self.recorder = recorder
         self.rate_limits = RateLimits()
         routes = [
             *dtl.routes(),
             *compute.routes(),
+            *deployments.routes(),
             ArmRoute(
                 "GET", _OPERATIONS + "/operations/{id}", "AsyncOperations_Get", "", self.operation_status, poll=True
             ),
@@ -249,7 +257,7 @@ def build_app(
     )
     dtl = DevTestLabs(services)
     compute = Compute(services, dtl)
-    front = ArmFrontDoor(services, dtl, compute, recorder)
+    front = ArmFrontDoor(services, dtl, compute, Deployments(services, dtl), recorder)
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _HideInjectedResets) for f in uvicorn_log.filters):
         uvicorn_log.addFilter(_HideInjectedResets())

@@ -39,12 +39,12 @@ class ChangeError(Exception):
         self.message = message
 
 
-def _seed(text: str) -> int:
+def content_seed(text: str) -> int:
     """Derive a content seed for ``emulator.vhd.make_disk``."""
     return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
 
 
-def _stamp(previous: datetime) -> datetime:
+def moved_on(previous: datetime) -> datetime:
     """Return now, strictly after ``previous`` (so a time always moves on, however fast changes follow)."""
     return max(datetime.now(UTC), previous + timedelta(microseconds=1))
 
@@ -124,10 +124,10 @@ class WorldChanges:
         if starts:
             self._refuse_while_granted(vm, "start")
             disk.boots += 1
-            disk.content_seed = _seed(f"{disk.unique_id}/boot/{disk.boots}")
+            disk.content_seed = content_seed(f"{disk.unique_id}/boot/{disk.boots}")
             await self._write_content(disk)
         if starts or state == "deallocated":
-            disk.last_ownership_update = _stamp(disk.last_ownership_update)
+            disk.last_ownership_update = moved_on(disk.last_ownership_update)
         vm.power_state = state
         return True
 
@@ -171,14 +171,14 @@ class WorldChanges:
         lab, vm = self.find_vm(body)
         self._refuse_while_granted(vm, "rebuild")
         old = vm.disk
-        now = _stamp(old.last_ownership_update)
+        now = moved_on(old.last_ownership_update)
         unique = uuid.uuid4()
         name = f"{vm.name}_OsDisk_1_{unique.hex}"
         new = replace(
             old,
             name=name,
             blob=f"{name.lower()}.vhd",
-            content_seed=_seed(f"{unique}/content"),
+            content_seed=content_seed(f"{unique}/content"),
             unique_id=str(uuid.uuid4()),
             time_created=now,
             last_ownership_update=now,

@@ -155,3 +155,17 @@ def test_early_retries_are_counted_before_retry_after_only() -> None:
     rules.reset_early_retries("blob")
     assert rules.early_retries("blob") == 0
     assert not rules.check_early_retry(**request)
+
+
+def test_artifact_rules_match_artifacts_only() -> None:
+    rules = FaultRules()
+    rules.add([{"service": "arm", "kind": "artifact_fail", "artifact": "windows-*", "lab": "ImageFactory", "count": 1}])
+    where = {"service": "arm", "operation": "ApplyArtifact", "method": "ARTIFACT", "path": "/x"}
+    assert rules.match(service="arm", operation="Deployments_Get", method="GET", path="/x") is None
+    assert rules.match(**where, artifact="linux-deprovision", lab="imagefactory", vm="v") is None
+    assert rules.match(**where, artifact="windows-sysprep", lab="OtherLab", vm="v") is None
+    fault = rules.match(**where, artifact="Windows-Sysprep", lab="imagefactory", vm="v")
+    assert fault is not None and fault.kind == "artifact_fail"
+    assert rules.match(**where, artifact="windows-sysprep", lab="imagefactory", vm="v") is None, "count 1"
+    with pytest.raises(ValueError, match="needs 'artifact'"):
+        rules.add([{"service": "arm", "kind": "artifact_fail"}])

@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--state-dir", type=Path, default=None, help="state directory (default: a temporary one)")
     serve.add_argument("--arm-port", type=int, default=0, help="ARM + Entra ID HTTPS port (0 = free port)")
     serve.add_argument("--blob-port", type=int, default=0, help="blob HTTPS port (0 = free port)")
+    serve.add_argument("--arm-latency", help="ARM delay per request: MEDIAN_MS or MEDIAN_MS/P99_MS (default none)")
+    serve.add_argument("--storage-latency", help="blob delay per request: MEDIAN_MS or MEDIAN_MS/P99_MS")
+    serve.add_argument("--latency-seed", type=int, default=0, help="seed of the delays (default 0)")
+    serve.add_argument("--throttle", action="store_true", help="answer 429 when ARM's token buckets are empty")
     serve.add_argument("--log-level", default="INFO", help="log level on stderr (default INFO)")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -27,8 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("azure", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from emulator.latency import Latencies, LatencyError, parse_option
     from emulator.server import serve as run_server
 
+    try:
+        latencies = Latencies(parse_option(args.arm_latency), parse_option(args.storage_latency), args.latency_seed)
+    except LatencyError as exc:
+        parser.error(str(exc))
     try:
         return asyncio.run(
             run_server(
@@ -37,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                 arm_port=args.arm_port,
                 blob_port=args.blob_port,
                 out=sys.stdout,
+                latencies=latencies,
+                throttling=args.throttle,
             )
         )
     except WorldError as exc:

@@ -17,12 +17,14 @@ from starlette.types import Receive, Scope, Send
 from emulator.arm.auth import Authorizer
 from emulator.arm.compute import Compute
 from emulator.arm.control import Control
-from emulator.arm.core import ArmRoute, Call, FaultsApi, RateLimits, Services, StorageApi
+from emulator.arm.core import ArmRoute, Call, FaultsApi, Services, StorageApi
 from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError
 from emulator.arm.lro import LroManager
+from emulator.arm.throttle import Throttle
 from emulator.arm.world_changes import WorldChanges
 from emulator.entra import Entra
+from emulator.latency import Latencies
 from emulator.world import World
 
 log = logging.getLogger(__name__)
@@ -66,11 +68,20 @@ class ResetResponse(Response):
 class ArmFrontDoor:
     """Dispatch ARM requests to the DevTest Labs and Compute handlers."""
 
-    def __init__(self, services: Services, dtl: DevTestLabs, compute: Compute) -> None:
+    def __init__(
+        self,
+        services: Services,
+        dtl: DevTestLabs,
+        compute: Compute,
+        *,
+        latencies: Latencies | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
         self.services = services
         self.dtl = dtl
         self.compute = compute
-        self.rate_limits = RateLimits()
+        self.latencies = latencies or Latencies()
+        self.throttle = throttle or Throttle()
         routes = [
             *dtl.routes(),
             *compute.routes(),
@@ -161,6 +172,8 @@ class ArmFrontDoor:
         request_id = str(uuid.uuid4())
         correlation = request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
         subscription = ""
+        limits: dict[str, str] = {}
+        await self.latencies.wait("arm")
         try:
             route, params = self._match(request)
             subscription = params.get("sub", "")
@@ -171,6 +184,7 @@ class ArmFrontDoor:
                 copies_pending=self.services.storage.pending_copies(),
             )
             principal = self.services.authorizer.authenticate(request)
+            limits = self._admit(subscription, principal.name, request.method)
             api_version = self._api_version(request, route)
             faulted = await self._fault(route, request, subscription)
             if faulted is not None:
@@ -189,10 +203,19 @@ class ArmFrontDoor:
         response.headers["x-ms-request-id"] = request_id
         response.headers["x-ms-correlation-request-id"] = correlation
         response.headers["x-ms-routing-request-id"] = f"LOCAL:{request_id}"
-        if subscription:
-            for key, value in self.rate_limits.headers(subscription, request.method).items():
-                response.headers[key] = value
+        for key, value in limits.items():
+            response.headers[key] = value
         return response
+
+    def _admit(self, subscription: str, principal: str, method: str) -> dict[str, str]:
+        """Take a token of the principal's bucket (a 429 when throttling refuses); return the rate-limit headers."""
+        if not subscription:
+            return {}
+        try:
+            return self.throttle.admit(subscription, principal, method)
+        except ArmError:
+            self.services.stats.throttled += 1
+            raise
 
     # -- LRO polling -------------------------------------------------------------------------------
 
@@ -220,6 +243,9 @@ def build_app(
     entra: Entra,
     storage: StorageApi,
     faults: FaultsApi | None,
+    *,
+    latencies: Latencies | None = None,
+    throttle: Throttle | None = None,
 ) -> tuple[Starlette, ArmFrontDoor]:
     """Assemble Entra ID, the control API and ARM into one Starlette app."""
     services = Services(
@@ -231,7 +257,7 @@ def build_app(
     )
     dtl = DevTestLabs(services)
     compute = Compute(services, dtl)
-    front = ArmFrontDoor(services, dtl, compute)
+    front = ArmFrontDoor(services, dtl, compute, latencies=latencies, throttle=throttle)
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _HideInjectedResets) for f in uvicorn_log.filters):
         uvicorn_log.addFilter(_HideInjectedResets())

@@ -80,6 +80,8 @@ class Throttle:
         self.refused: Counter[str] = Counter()
         #: Requests refused per principal (the name in the world file).
         self.refused_by_principal: Counter[str] = Counter()
+        #: Kind → whole second (of the clock) → requests of that kind that arrived in it.
+        self._per_second: dict[str, Counter[int]] = {kind: Counter() for kind in LIMITS}
 
     def _bucket(self, subscription: str, principal: str, kind: str) -> Bucket:
         key = (subscription.lower(), principal, kind)
@@ -93,7 +95,9 @@ class Throttle:
         """Take a token for one request; return its rate-limit headers; raise a 429 ArmError when refused."""
         kind = kind_of(method)
         bucket = self._bucket(subscription, principal, kind)
-        taken = bucket.take(self._clock())
+        now = self._clock()
+        self._per_second[kind][int(now)] += 1
+        taken = bucket.take(now)
         headers = {f"x-ms-ratelimit-remaining-subscription-{kind}": str(bucket.remaining())}
         if taken or not self.enabled:
             return headers
@@ -133,12 +137,16 @@ class Throttle:
             "enabled": self.enabled,
             "refused": dict(self.refused),
             "refused_by_principal": dict(self.refused_by_principal),
+            "peak_per_second": {kind: max(c.values(), default=0) for kind, c in self._per_second.items()},
+            "peak_per_minute": {kind: _peak_window(c, 60) for kind, c in self._per_second.items()},
         }
 
     def reset_stats(self) -> None:
         """Zero the 429 counters (the buckets keep their tokens, as ARM's would)."""
         self.refused.clear()
         self.refused_by_principal.clear()
+        for counts in self._per_second.values():
+            counts.clear()
 
 
 def _limits(value: Any) -> dict[str, tuple[float, float]]:
@@ -153,3 +161,16 @@ def _limits(value: Any) -> dict[str, tuple[float, float]]:
             raise ValueError(f"throttle_limits.{kind}: capacity and refill must be positive numbers")
         limits[kind] = (float(capacity), float(refill))  # type: ignore[arg-type]
     return limits
+
+
+def _peak_window(per_second: Counter[int], seconds: int) -> int:
+    """The most requests in any ``seconds`` consecutive whole seconds."""
+    if not per_second:
+        return 0
+    first, last = min(per_second), max(per_second)
+    window = sum(per_second[t] for t in range(first, min(first + seconds, last + 1)))
+    best = window
+    for start in range(first + 1, last - seconds + 2):
+        window += per_second[start + seconds - 1] - per_second[start - 1]
+        best = max(best, window)
+    return best

@@ -82,6 +82,12 @@ def test_bucket_empties_refuses_with_retry_after_and_refills() -> None:
     clock.now += 0.5
     assert throttle.admit("sub", "factory", "PUT")["x-ms-ratelimit-remaining-subscription-writes"] == "4"
     assert throttle.stats()["refused"] == {"writes": 1}
+    assert throttle.stats()["peak_per_second"]["writes"] == 204, "every write of the second, refused or not"
+    clock.now += 59
+    throttle.admit("sub", "factory", "PUT")
+    clock.now += 2
+    throttle.admit("sub", "factory", "PUT")
+    assert throttle.stats()["peak_per_minute"]["writes"] == 205, "the first 60 s hold 205 writes, the last one not"
 
 
 def test_reads_refill_25_per_second() -> None:

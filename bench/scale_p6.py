@@ -63,6 +63,12 @@ def _per_lab(value: float | None, measured_labs: int, labs: int) -> float | None
     return None if value is None else round(value / measured_labs * labs, 1)
 
 
+def _ours_seconds(key: str, label: str, ours: OursRun | None, task: str | None) -> Figure:
+    """A duration only ours has: one task's (``task``) or the whole run's (None)."""
+    seconds = None if ours is None else (ours.task_seconds.get(task) if task else round(ours.seconds, 1))
+    return Figure(key, label, seconds, None, unit="s")
+
+
 def p6_figures(labs: int, images: int, ours: OursRun | None, would: int | None, base: dict[str, Any]) -> list[Figure]:
     """The P6 dry-run figures: pairs, plan and verify time, reads by operation, 429s, the peak read second."""
     stats = None if ours is None else ours.stats
@@ -79,20 +85,8 @@ def p6_figures(labs: int, images: int, ours: OursRun | None, would: int | None, 
             "≤ 60 s",
             "s",
         ),
-        Figure(
-            "verify_seconds",
-            "verify wall time (one image list per lab)",
-            None if ours is None else ours.task_seconds.get("verify"),
-            None,
-            unit="s",
-        ),
-        Figure(
-            "dry_run_seconds",
-            "whole dry run (plan, verify, retention's decisions)",
-            None if ours is None else round(ours.seconds, 1),
-            None,
-            unit="s",
-        ),
+        _ours_seconds("verify_seconds", "verify wall time (one image list per lab)", ours, "verify"),
+        _ours_seconds("dry_run_seconds", "whole dry run (plan, verify, retention's decisions)", ours, None),
         Figure(
             "arm_reads",
             f"ARM reads (ours: the whole dry run; baseline: planning, computed for {labs} labs)",

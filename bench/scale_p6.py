@@ -162,9 +162,13 @@ def write_figures(out: Outcome) -> list[Figure]:
 
 
 def scenario_p6_run(
-    *, labs: int = 30, images: int = 10, pool: int = 50, with_ours: bool = True, name: str = "P6-run"
+    *, labs: int = 40, images: int = 10, pool: int = 50, with_ours: bool = True, name: str = "P6-run"
 ) -> list[Outcome]:
-    """P6 (real run): ``labs`` x ``images`` pairs on PostgreSQL, pool 50, copies of 2 s and images of 1 s."""
+    """P6 (real run): ``labs`` x ``images`` pairs on PostgreSQL, pool 50, copies of 2 s and images of 1 s.
+
+    The baseline of an earlier result of the same name is reused (``--baseline-only`` first, then the product:
+    two runs of the heavy lock instead of one long one).
+    """
     [out] = scenario_p2(
         labs=labs,
         images=images,
@@ -175,6 +179,7 @@ def scenario_p6_run(
         with_ours=with_ours,
         database="postgres",
         scaled_baseline=True,
+        baseline_from=name if with_ours else None,
         timeout=3600,
     )
     at = next((i for i, f in enumerate(out.figures) if f.key.startswith("memory_")), len(out.figures))

@@ -41,8 +41,8 @@ READ_PURPOSES = {
     "(their regions and resource groups)",
     "CustomImages_List": "one per lab and step: plan (what it holds), verify (what it holds after), "
     "retention (its versions)",
-    "CustomImages_Get": "one per pair, in the trigger before the PUT: the image may exist already "
-    "(a retried task must not make it twice)",
+    "CustomImages_Get": "one per image created: its LRO's final GET on the resource (azure-core ends a PUT so); "
+    "retries and images the plan saw Failed are read first too",
     "VirtualMachines_List": "capture: the factory VMs",
     "Disks_Get": "capture: a candidate VM's OS disk (changed since the last capture?)",
 }

@@ -41,7 +41,6 @@ def test_a_night_within_arms_budget(slow_azure: LocalAzure, airflow_home: dict[s
     assert arm["throttling"]["refused"] == {}, "the factory's own requests never empty a bucket"
     assert arm["latency"]["arm"]["delayed"] >= sum(arm["requests"].values()), "every ARM request waited"
     assert arm["latency"]["storage"]["delayed"] > 0
-    assert arm["throttling"]["peak_per_second"]["reads"] < 25
     images = {lab["name"]: lab.get("images", []) for lab in slow_azure.state()["labs"]}
     assert (len(images["DevLab"]), len(images["TestLab"]), len(images["QALab"])) == (3, 2, 2)
     assert all(i["provisioning_state"] == "Succeeded" for lab in ("DevLab", "TestLab", "QALab") for i in images[lab])

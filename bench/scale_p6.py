@@ -18,10 +18,10 @@ from typing import Any
 from bench import worlds
 from bench.baseline import DistributeImages, Endpoints
 from bench.measure import RUN_DIR, baseline_settings, local_azure, stats_digest, world_facts
-from bench.ours import OursRun, memory_figures, ours_digest, ours_side
+from bench.ours import OursRun, memory_figures
 from bench.report import Figure, Outcome
 from bench.saturation import scenario_p2
-from bench.scale import would_distribute
+from bench.scale import dry_run_side
 
 #: Operations whose request counts the dry run's figures name.
 READ_OPERATIONS = ("Labs_ListBySubscription", "Labs_Get", "CustomImages_List", "VirtualMachines_List")
@@ -123,16 +123,7 @@ def scenario_p6(*, labs: int = 1000, images: int = 10, baseline_labs: int = 5, w
         f"pair's lab search pages through every lab of the subscription as it would); its seconds and reads for "
         f"{labs} labs are those x {labs}/{baseline_labs}, computed, not measured."
     )
-    ours: OursRun | None = None
-    would: int | None = None
-    if with_ours:
-        conf = {"capture": False, "dry_run": True}
-        runs = ours_side(out, "p6", world, labs_doc, conf, database="postgres", follow_interval=5.0, timeout=1800)
-        ours = runs[0] if runs else None
-        if ours:
-            out.ours = ours_digest(ours)
-            would = would_distribute(RUN_DIR / "p6-ours")
-            out.ours["would_distribute"] = would
+    ours, would = dry_run_side(out, "p6", world, labs_doc, timeout=1800) if with_ours else (None, None)
     out.figures = p6_figures(labs, images, ours, would, base)
     return [out]
 

@@ -11,6 +11,7 @@ one module per family:
   (``bench.saturation``).
 - P4 scale: plan + dry run for 100 labs x 50 images; DAG parse time with a 1,000-lab labs.json (``bench.scale``).
 - P5 cross-region bytes, 3 regions x 5 labs (``bench.regions``).
+- P8 the Image Factory view's API for 100 labs x 50 ImagePaths, over HTTP (``bench.fleet_view``).
 - P6 scale under Azure's latency and ARM's throttling: a dry run of 1,000 labs x 10 ImagePaths, and a real run
   on PostgreSQL with pool 50 (``bench.scale_p6``; ``P6-run-2000`` is the 2,000-pair size).
 - P7 bytes copied per night over three nights — the first, a quiet one, one factory VM rebuilt — captures and
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.arm_efficiency import scenario_p1_p3
+from bench.fleet_view import scenario_p8
 from bench.measure import RUN_DIR
 from bench.nights import scenario_p7
 from bench.ours import OursRun, overhead_figures
@@ -62,6 +64,7 @@ SCENARIOS: dict[str, tuple[Callable[..., list[Outcome]], str]] = {
     "P4-run": (scenario_p4_run, "full"),
     "P5": (scenario_p5, "full"),
     "P7": (scenario_p7, "full"),
+    "P8": (scenario_p8, "full"),
     "P6": (scenario_p6, "full"),
     "P6-run": (scenario_p6_run, "full"),
     "P6-run-2000": (lambda **kw: scenario_p6_run(labs=200, images=10, name="P6-run-2000", **kw), "full"),

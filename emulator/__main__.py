@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--state-dir", type=Path, default=None, help="state directory (default: a temporary one)")
     serve.add_argument("--arm-port", type=int, default=0, help="ARM + Entra ID HTTPS port (0 = free port)")
     serve.add_argument("--blob-port", type=int, default=0, help="blob HTTPS port (0 = free port)")
+    serve.add_argument(
+        "--record-dir",
+        type=Path,
+        default=None,
+        help="record every ARM answer as JSON lines in this folder (default: $LOCAL_AZURE_RECORD_DIR; off if unset)",
+    )
     serve.add_argument("--arm-latency", help="ARM delay per request: MEDIAN_MS or MEDIAN_MS/P99_MS (default none)")
     serve.add_argument("--storage-latency", help="blob delay per request: MEDIAN_MS or MEDIAN_MS/P99_MS")
     serve.add_argument("--latency-seed", type=int, default=0, help="seed of the delays (default 0)")
@@ -46,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 arm_port=args.arm_port,
                 blob_port=args.blob_port,
                 out=sys.stdout,
+                record_dir=args.record_dir,
                 latencies=latencies,
                 throttling=args.throttle,
             )

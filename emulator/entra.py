@@ -29,6 +29,8 @@ ARM_AUDIENCES = (
     "https://management.azure.com/",
     "https://management.core.windows.net/",
 )
+#: Audiences Blob storage accepts (the SDK asks for ``https://storage.azure.com/.default``).
+STORAGE_AUDIENCES = ("https://storage.azure.com", "https://storage.azure.com/")
 
 
 class TokenError(Exception):
@@ -101,14 +103,14 @@ class Entra:
         self.tokens_issued += 1
         return token, lifetime
 
-    def validate(self, token: str) -> TokenClaims:
-        """Check signature, audience and expiry; raise TokenError with ARM's code when refused."""
+    def validate(self, token: str, audiences: tuple[str, ...] = ARM_AUDIENCES) -> TokenClaims:
+        """Check signature, audience (ARM's unless told) and expiry; raise TokenError with ARM's code when refused."""
         try:
             claims = jwt.decode(
                 token,
                 self._public,
                 algorithms=["RS256"],
-                audience=list(ARM_AUDIENCES),
+                audience=list(audiences),
                 options={"require": ["exp", "oid", "tid"]},
             )
         except jwt.ExpiredSignatureError as exc:

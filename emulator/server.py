@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from starlette.applications import Starlette
 
 from emulator.arm.app import ArmFrontDoor, build_app
+from emulator.arm.recorder import ResponseRecorder
 from emulator.arm.throttle import Throttle
 from emulator.certs import CertPaths, make_certificates
 from emulator.entra import Entra
@@ -127,11 +128,13 @@ async def serve(
     blob_port: int = 0,
     out: TextIO,
     stop: asyncio.Event | None = None,
+    record_dir: Path | None = None,
     latencies: Latencies | None = None,
     throttling: bool = False,
 ) -> int:
     """Run the local Azure until SIGTERM/SIGINT (or ``stop``); print the ready line to ``out``.
 
+    ``record_dir`` (default: ``LOCAL_AZURE_RECORD_DIR``; off when neither is set) records every ARM answer.
     ``latencies`` delays ARM and storage requests; ``throttling`` turns ARM's 429s on (both changeable later
     through ``POST /_emulator/config``).
     """
@@ -154,15 +157,23 @@ async def serve(
         server: QuietServer | None = None
         task: asyncio.Task[None] | None = None
         front: ArmFrontDoor | None = None
+        recorder = ResponseRecorder.from_option(record_dir)
         try:
             await storage.start()
             disks = await write_disks(world, storage)
             entra = Entra(world)
             app, front = build_app(
-                world, entra, storage, storage.faults, latencies=latencies, throttle=Throttle(enabled=throttling)
+                world,
+                entra,
+                storage,
+                storage.faults,
+                recorder,
+                latencies=latencies,
+                throttle=Throttle(enabled=throttling),
             )
             server, task, port = await start_arm(app, certs, arm_port)
             arm_url = f"https://127.0.0.1:{port}"
+            storage.use_entra(entra, arm_url)
             log.info(
                 "local Azure ready in %.1f s: ARM %s, blob %s, %d disks",
                 time.monotonic() - started,
@@ -185,3 +196,5 @@ async def serve(
             if front is not None:
                 await front.services.lro.stop()
             await storage.stop()
+            if recorder is not None:
+                recorder.close()

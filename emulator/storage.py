@@ -26,7 +26,9 @@ from emulator.blob.connections import tracking_protocol
 from emulator.blob.copies import PENDING
 from emulator.blob.operations import redact
 from emulator.blob.proxy import BlobProxy
+from emulator.blob.rbac import DataPlaneAuth
 from emulator.certs import CertPaths
+from emulator.entra import Entra
 from emulator.faults import FaultRules
 from emulator.https import QuietServer, start_https, wait_started
 from emulator.latency import Delayed, Latencies
@@ -143,6 +145,10 @@ class StorageEmulator:
             await self.proxy.aclose()
         await self.azurite.stop()
 
+    def use_entra(self, entra: Entra, authority: str) -> None:
+        """Accept bearer tokens of ``entra`` (served at ``authority``), authorized by the world's data roles."""
+        self._proxy.data_plane = DataPlaneAuth(entra, authority)
+
     # ---------------------------------------------------------------------------------------------- endpoints
 
     @property
@@ -162,10 +168,18 @@ class StorageEmulator:
         )
 
     def blob_sas_url(
-        self, account: str, container: str, blob: str, *, permission: str, expiry: dt.datetime, purpose: str
+        self,
+        account: str,
+        container: str,
+        blob: str,
+        *,
+        permission: str,
+        expiry: dt.datetime,
+        purpose: str,
+        start: dt.datetime | None = None,
     ) -> str:
         """Return a blob URL with a service SAS, and record it (signature redacted) in ``sas_issued``."""
-        return self._sas_url((account, container, blob), permission, expiry, purpose)
+        return self._sas_url((account, container, blob), permission, expiry, purpose, start)
 
     def container_sas_url(
         self, account: str, container: str, *, permission: str, expiry: dt.datetime, purpose: str
@@ -173,9 +187,18 @@ class StorageEmulator:
         """Return a container URL with a service SAS, and record it (signature redacted) in ``sas_issued``."""
         return self._sas_url((account, container, None), permission, expiry, purpose)
 
-    def _sas_url(self, target: tuple[str, str, str | None], permission: str, expiry: dt.datetime, purpose: str) -> str:
+    def _sas_url(
+        self,
+        target: tuple[str, str, str | None],
+        permission: str,
+        expiry: dt.datetime,
+        purpose: str,
+        start: dt.datetime | None = None,
+    ) -> str:
         account, container, blob = target
         grant: dict[str, Any] = {"account_key": self._key(account), "permission": permission, "expiry": expiry}
+        if start is not None:
+            grant["start"] = start
         if blob is None:
             token = generate_container_sas(account, container, **grant)
             path = quote(container)

@@ -14,8 +14,15 @@ from typing import Any
 DISK_ACCOUNT = "diskstore"
 #: Container of the managed disks' page blobs.
 DISK_CONTAINER = "disks"
-#: Roles the emulator knows and whether they allow writes.
+#: Control-plane (ARM) roles the emulator knows and whether they allow writes.
 ROLE_WRITES = {"owner": True, "contributor": True, "reader": False}
+#: Data-plane (Blob storage) roles and the data actions they grant a bearer token: read, write (create, write,
+#: copy into) and delete. As in Azure, they grant nothing on ARM, and ARM's Owner/Contributor grant no data action.
+DATA_ROLES = {
+    "storage blob data owner": frozenset({"read", "write", "delete"}),
+    "storage blob data contributor": frozenset({"read", "write", "delete"}),
+    "storage blob data reader": frozenset({"read"}),
+}
 #: When a world's labs, VMs and OS disks were created unless the world file says (a fixed past time, so that
 #: restarting the same world gives the same disks; changes made while the emulator runs are stamped now).
 DEFAULT_CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -27,15 +34,35 @@ class WorldError(ValueError):
 
 @dataclass(frozen=True)
 class RoleAssignment:
-    """A role (Owner, Contributor, Reader) granted at a scope (a resource id prefix)."""
+    """A role granted at a scope (a resource id prefix): an ARM role (Owner, Contributor, Reader) or a Blob data
+    role (Storage Blob Data Owner, Contributor, Reader)."""
 
     scope: str
     role: str
 
     @property
+    def control_plane(self) -> bool:
+        """Tell whether the role is an ARM (control-plane) role."""
+        return self.role.lower() in ROLE_WRITES
+
+    @property
     def can_write(self) -> bool:
-        """Tell whether the role allows writes and actions."""
-        return ROLE_WRITES[self.role.lower()]
+        """Tell whether the (ARM) role allows writes and actions; a data role allows no ARM call at all."""
+        return ROLE_WRITES.get(self.role.lower(), False)
+
+    @property
+    def data_actions(self) -> frozenset[str]:
+        """Return the Blob data actions the role grants (none for an ARM role)."""
+        return DATA_ROLES.get(self.role.lower(), frozenset())
+
+
+def role_assignment(item: dict[str, Any], where: str) -> RoleAssignment:
+    """Read one ``{"scope", "role"}`` of the world file (or of the control API); raise WorldError if unknown."""
+    role = str(_require(item, "role", where))
+    if role.lower() not in ROLE_WRITES and role.lower() not in DATA_ROLES:
+        known = ", ".join(["Owner", "Contributor", "Reader", *(name.title() for name in DATA_ROLES)])
+        raise WorldError(f"{where}: unknown role {role!r} (known: {known})")
+    return RoleAssignment(scope=str(_require(item, "scope", where)).rstrip("/"), role=role)
 
 
 @dataclass(frozen=True)
@@ -118,6 +145,16 @@ class World:
         """List every storage account the world needs (labs' accounts, disk store, extras)."""
         names = [lab.storage_account for lab in self.labs] + [DISK_ACCOUNT, *self.extra_accounts]
         return list(dict.fromkeys(names))
+
+    def storage_account_id(self, account: str) -> str | None:
+        """Return the ARM resource id of a lab's storage account (the scope of its data roles), or None."""
+        for lab in self.labs:
+            if lab.storage_account.lower() == account.lower():
+                return (
+                    f"/subscriptions/{lab.subscription_id}/resourceGroups/{lab.resource_group}"
+                    f"/providers/Microsoft.Storage/storageAccounts/{lab.storage_account}"
+                )
+        return None
 
     def principal_by_client_id(self, client_id: str) -> Principal | None:
         """Find a principal by its application (client) id."""
@@ -221,12 +258,7 @@ def _parse_lab(lab: dict[str, Any], subscriptions: dict[str, str], world_created
 def _parse_principal(item: dict[str, Any], tenant_id: str) -> Principal:
     name = str(_require(item, "name", "principal"))
     client_id = str(item.get("client_id") or uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/{name}"))
-    roles = []
-    for assignment in item.get("roles", []):
-        role = str(_require(assignment, "role", f"principal {name}"))
-        if role.lower() not in ROLE_WRITES:
-            raise WorldError(f"principal {name}: unknown role {role!r}")
-        roles.append(RoleAssignment(scope=str(_require(assignment, "scope", name)).rstrip("/"), role=role))
+    roles = [role_assignment(assignment, f"principal {name}") for assignment in item.get("roles", [])]
     object_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{tenant_id}/{client_id}"))
     return Principal(name=name, client_id=client_id, object_id=object_id, roles=tuple(roles))
 

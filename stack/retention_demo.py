@@ -127,7 +127,10 @@ class Seeder:
             )
             client.custom_images.begin_create_or_update(rg, name, image_name, body, polling=False).result()
         self._wait_succeeded(client, rg, name)
-        blob.delete_blob()
+        # The upload SAS grants no delete (as in Azure): delete with the principal's token and data role.
+        BlobClient.from_blob_url(
+            str(upload).split("?", 1)[0], credential=self.credential, connection_verify=self.ca
+        ).delete_blob()
 
     def _any_vhd(self) -> str:
         return next(b.name for b in self.catalogue.list_blobs() if b.name.endswith(".vhd"))

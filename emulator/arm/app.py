@@ -21,6 +21,7 @@ from emulator.arm.core import ArmRoute, Call, FaultsApi, Services, StorageApi
 from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError
 from emulator.arm.lro import LroManager
+from emulator.arm.recorder import ResponseRecorder
 from emulator.arm.throttle import Throttle
 from emulator.arm.world_changes import WorldChanges
 from emulator.entra import Entra
@@ -73,6 +74,7 @@ class ArmFrontDoor:
         services: Services,
         dtl: DevTestLabs,
         compute: Compute,
+        recorder: ResponseRecorder | None = None,
         *,
         latencies: Latencies | None = None,
         throttle: Throttle | None = None,
@@ -80,6 +82,8 @@ class ArmFrontDoor:
         self.services = services
         self.dtl = dtl
         self.compute = compute
+        #: Appends every answer to a JSON-lines file when recording is on (tests check them against the spec).
+        self.recorder = recorder
         self.latencies = latencies or Latencies()
         self.throttle = throttle or Throttle()
         routes = [
@@ -172,10 +176,12 @@ class ArmFrontDoor:
         request_id = str(uuid.uuid4())
         correlation = request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
         subscription = ""
+        operation = ""
         limits: dict[str, str] = {}
         await self.latencies.wait("arm")
         try:
             route, params = self._match(request)
+            operation = route.operation
             subscription = params.get("sub", "")
             self.services.stats.count(
                 route.operation,
@@ -205,6 +211,15 @@ class ArmFrontDoor:
         response.headers["x-ms-routing-request-id"] = f"LOCAL:{request_id}"
         for key, value in limits.items():
             response.headers[key] = value
+        if self.recorder is not None and operation and not isinstance(response, ResetResponse):
+            self.recorder.record(
+                response,
+                operation=operation,
+                method=request.method,
+                path=request.url.path,
+                api_version=request.query_params.get("api-version"),
+                lro_of=getattr(request.state, "lro_of", None),
+            )
         return response
 
     def _admit(self, subscription: str, principal: str, method: str) -> dict[str, str]:
@@ -225,6 +240,7 @@ class ArmFrontDoor:
             raise ArmError(404, "OperationNotFound", f"The operation '{call.params['id']}' was not found.")
         if not self.services.authorizer.any_role_within(call.principal, op.resource_id):
             self.services.authorizer.check(call.principal, op.resource_id, "operations/read", write=False)
+        call.request.state.lro_of = op.operation
         return op
 
     async def operation_status(self, call: Call) -> Response:
@@ -243,11 +259,12 @@ def build_app(
     entra: Entra,
     storage: StorageApi,
     faults: FaultsApi | None,
+    recorder: ResponseRecorder | None = None,
     *,
     latencies: Latencies | None = None,
     throttle: Throttle | None = None,
 ) -> tuple[Starlette, ArmFrontDoor]:
-    """Assemble Entra ID, the control API and ARM into one Starlette app."""
+    """Assemble Entra ID, the control API and ARM into one Starlette app (``recorder``: record ARM's answers)."""
     services = Services(
         world=world,
         storage=storage,
@@ -257,7 +274,7 @@ def build_app(
     )
     dtl = DevTestLabs(services)
     compute = Compute(services, dtl)
-    front = ArmFrontDoor(services, dtl, compute, latencies=latencies, throttle=throttle)
+    front = ArmFrontDoor(services, dtl, compute, recorder, latencies=latencies, throttle=throttle)
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _HideInjectedResets) for f in uvicorn_log.filters):
         uvicorn_log.addFilter(_HideInjectedResets())

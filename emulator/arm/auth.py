@@ -11,7 +11,8 @@ from emulator.world import Principal, World
 _CHALLENGE = 'Bearer authorization_uri="{authority}/{tenant}", error="invalid_token", error_description="{description}"'
 
 
-def _covers(scope: str, resource_id: str) -> bool:
+def covers(scope: str, resource_id: str) -> bool:
+    """Tell whether a role assignment's ``scope`` covers ``resource_id`` (the same id, or a parent of it)."""
     scope_l = scope.lower().rstrip("/")
     rid = resource_id.lower().rstrip("/")
     return rid == scope_l or rid.startswith(scope_l + "/")
@@ -57,12 +58,16 @@ class Authorizer:
     @staticmethod
     def role_at(principal: Principal, resource_id: str, *, write: bool) -> bool:
         """Tell whether a role of ``principal`` covering ``resource_id`` allows the access."""
-        return any(_covers(ra.scope, resource_id) and (ra.can_write or not write) for ra in principal.roles)
+        return any(
+            ra.control_plane and covers(ra.scope, resource_id) and (ra.can_write or not write) for ra in principal.roles
+        )
 
     @staticmethod
     def any_role_within(principal: Principal, prefix: str) -> bool:
         """Tell whether the principal holds any role at or below (or above) ``prefix``."""
-        return any(_covers(ra.scope, prefix) or _covers(prefix, ra.scope) for ra in principal.roles)
+        return any(
+            ra.control_plane and (covers(ra.scope, prefix) or covers(prefix, ra.scope)) for ra in principal.roles
+        )
 
     def check(self, principal: Principal, scope: str, action: str, *, write: bool) -> None:
         """Raise 403 AuthorizationFailed unless the principal may perform ``action`` on ``scope``."""

@@ -163,7 +163,7 @@ class Compute:
         return self._accepted(call, lab, rid, work)
 
     async def disks_revoke_access(self, call: Call) -> Response:
-        """Revoke access to a disk (LRO)."""
+        """Revoke access to a disk (LRO; its Location URL ends 200 without a body, as the specification says)."""
         self.services.authorizer.check(
             call.principal, self._scope(call), f"{NAMESPACE}/disks/endGetAccess/action", write=True
         )

@@ -200,6 +200,8 @@ class Control:
 
     def routes(self) -> list[BaseRoute]:
         """Return the control API routes (mounted under ``/_emulator``)."""
+        from emulator.arm.role_assignments import RoleAssignments  # it imports this module
+
         return [
             Route("/stats", self.stats, methods=["GET"]),
             Route("/reset-stats", self.reset_stats, methods=["POST"]),
@@ -209,4 +211,5 @@ class Control:
             Route("/state", self.state, methods=["GET"]),
             Route("/config", self.config, methods=["POST"]),
             *self.changes.routes(),
+            *RoleAssignments(self.entra.world).routes(),
         ]

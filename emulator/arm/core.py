@@ -17,7 +17,7 @@ from emulator.arm.errors import ArmError, invalid_parameter
 
 if TYPE_CHECKING:
     from emulator.arm.auth import Authorizer
-    from emulator.arm.lro import LroManager, Operation, Work
+    from emulator.arm.lro import Final, LroManager, Operation, Work
     from emulator.world import LabSpec, Principal, World
 
 
@@ -33,7 +33,15 @@ class StorageApi(Protocol):
     """The part of ``emulator.storage.StorageEmulator`` the ARM side uses."""
 
     def blob_sas_url(
-        self, account: str, container: str, blob: str, *, permission: str, expiry: datetime, purpose: str
+        self,
+        account: str,
+        container: str,
+        blob: str,
+        *,
+        permission: str,
+        expiry: datetime,
+        purpose: str,
+        start: datetime | None = None,
     ) -> str: ...
 
     async def ensure_container(self, account: str, container: str) -> Any: ...
@@ -168,9 +176,12 @@ class Services:
     stats: ArmStats = field(default_factory=ArmStats)
 
     def start_lro(
-        self, call: Call, lab: LabSpec, *, namespace: str, resource_id: str, work: Work
+        self, call: Call, lab: LabSpec, *, namespace: str, resource_id: str, work: Work, final: Final | None = None
     ) -> tuple[Operation, dict[str, str]]:
-        """Start ``call``'s long-running ``work`` on a resource of ``lab``; return it and its polling headers."""
+        """Start ``call``'s long-running ``work`` on a resource of ``lab``; return it and its polling headers.
+
+        ``final``: how its Location URL ends (default: 200, with the work's result if any).
+        """
         delay = self.world.settings.lro_seconds
         op = self.lro.start(
             operation=call.operation,
@@ -180,12 +191,15 @@ class Services:
             resource_id=resource_id,
             delay=delay,
             work=work,
+            final=final,
         )
         return op, self.lro.poll_headers(op, call.base_url, call.api_version, delay)
 
-    def accepted(self, call: Call, lab: LabSpec, *, namespace: str, resource_id: str, work: Work) -> Response:
+    def accepted(
+        self, call: Call, lab: LabSpec, *, namespace: str, resource_id: str, work: Work, final: Final | None = None
+    ) -> Response:
         """Start a long-running ``work`` and answer ``202 Accepted`` with its polling headers."""
-        _, headers = self.start_lro(call, lab, namespace=namespace, resource_id=resource_id, work=work)
+        _, headers = self.start_lro(call, lab, namespace=namespace, resource_id=resource_id, work=work, final=final)
         return Response(status_code=202, headers=headers)
 
 

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from emulator.arm.core import ArmRoute, Call, paged
 from emulator.arm.errors import ArmError, invalid_parameter
 from emulator.arm.labs import API_VERSIONS, LABS_PATH, NAMESPACE, UPLOAD_CONTAINER, ImageState, LabDirectory, LabState
-from emulator.arm.lro import LroFailure, Work
+from emulator.arm.lro import Final, LroFailure, Work
 
 #: While an image is in one of these states, a new PUT of it is refused (409).
 _BUSY_STATES = {"Creating", "Deleting"}
@@ -196,6 +196,8 @@ class CustomImages:
             namespace=NAMESPACE,
             resource_id=f"{lab.id}/customimages/{name}".lower(),
             work=self._creation(lab, image, problem, size, footer_digest),
+            # final-state-via: location: the Location URL ends with the custom image (200 with its body).
+            final=Final(resource=lambda: image_body(lab, image)),
         )
         image.operation_id = op.id
         return JSONResponse(image_body(lab, image), status_code=200 if existing else 201, headers=headers)

@@ -25,10 +25,11 @@ from emulator.world import compute_resource_group
 
 log = logging.getLogger(__name__)
 
-#: Lifetime and permissions of a generateUploadUri SAS: create+write to upload or copy, read to watch the
-#: copy status, delete to remove the blob once the custom image is Succeeded.
-UPLOAD_SAS_HOURS = 2
-UPLOAD_SAS_PERMISSION = "rcwd"
+#: Lifetime and permissions of a generateUploadUri SAS, as Azure's example issues it: read (watch the copy),
+#: create and write (upload or copy into it) — no delete — from 15 minutes ago for about a day.
+UPLOAD_SAS_HOURS = 24
+UPLOAD_SAS_BACKDATE = timedelta(minutes=15)
+UPLOAD_SAS_PERMISSION = "rcw"
 
 
 class DevTestLabs(LabDirectory):
@@ -174,9 +175,15 @@ class DevTestLabs(LabDirectory):
         storage = self.services.storage
         account = lab.spec.storage_account
         await storage.ensure_container(account, UPLOAD_CONTAINER)
-        expiry = datetime.now(UTC) + timedelta(hours=UPLOAD_SAS_HOURS)
+        now = datetime.now(UTC)
         uri = storage.blob_sas_url(
-            account, UPLOAD_CONTAINER, blob_name, permission=UPLOAD_SAS_PERMISSION, expiry=expiry, purpose="upload"
+            account,
+            UPLOAD_CONTAINER,
+            blob_name,
+            permission=UPLOAD_SAS_PERMISSION,
+            expiry=now + timedelta(hours=UPLOAD_SAS_HOURS),
+            start=now - UPLOAD_SAS_BACKDATE,
+            purpose="upload",
         )
         log.info("upload uri issued for %s/%s/%s", account, UPLOAD_CONTAINER, blob_name)
         return JSONResponse({"uploadUri": uri})

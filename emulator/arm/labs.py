@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from emulator.arm.core import Call, Services
 from emulator.arm.errors import ArmError, not_found, parent_not_found, resource_group_not_found
-from emulator.arm.lro import Work
+from emulator.arm.lro import Final, Work
 from emulator.world import (
     DISK_ACCOUNT,
     DISK_CONTAINER,
@@ -242,9 +242,13 @@ class LabDirectory:
         p = call.params
         return f"/subscriptions/{p['sub']}/resourceGroups/{p['rg']}/providers/{NAMESPACE}/labs/{p['lab']}"
 
-    def accepted(self, call: Call, lab: LabState, resource_id: str, work: Work) -> Response:
-        """Start a long-running ``work`` on a resource of ``lab`` and answer 202."""
-        return self.services.accepted(call, lab.spec, namespace=NAMESPACE, resource_id=resource_id, work=work)
+    def accepted(
+        self, call: Call, lab: LabState, resource_id: str, work: Work, *, final: Final | None = None
+    ) -> Response:
+        """Start a long-running ``work`` on a resource of ``lab`` and answer 202 (``final``: how it ends)."""
+        return self.services.accepted(
+            call, lab.spec, namespace=NAMESPACE, resource_id=resource_id, work=work, final=final
+        )
 
     def get_child(
         self, call: Call, resource_type: str, children: Callable[[LabState], dict[str, T]]
@@ -282,4 +286,5 @@ class LabDirectory:
             if collection.get(key) is child:
                 del collection[key]
 
-        return self.accepted(call, lab, f"{lab.id}/{resource_type}/{child.name}".lower(), work)
+        # The Location URL of a finished delete answers 204 (the specification allows 200 or 204, no body).
+        return self.accepted(call, lab, f"{lab.id}/{resource_type}/{child.name}".lower(), work, final=Final(status=204))

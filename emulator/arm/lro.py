@@ -17,6 +17,8 @@ from starlette.responses import JSONResponse, Response
 log = logging.getLogger(__name__)
 
 Work = Callable[[], Awaitable[dict[str, Any] | None]]
+#: Renders the resource a PUT's Location URL ends with (``final-state-via: location``), at the time of the poll.
+Resource = Callable[[], dict[str, Any]]
 
 
 class LroFailure(Exception):
@@ -26,6 +28,19 @@ class LroFailure(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+@dataclass(frozen=True)
+class Final:
+    """How an operation's Location URL ends, as the specification says for the operation.
+
+    ``resource`` (a PUT with ``final-state-via: location``): 200 with the resource as it is when polled; else 200
+    with the work's result when it has one (``accessSAS``); else ``status`` without a body (200 for
+    ``Disks_RevokeAccess``, 204 for the deletes).
+    """
+
+    status: int = 200
+    resource: Resource | None = field(default=None, repr=False)
 
 
 def _now() -> str:
@@ -46,7 +61,9 @@ class Operation:
     start_time: str = field(default_factory=_now)
     end_time: str | None = None
     error: dict[str, str] | None = None
+    #: The body of the Location URL's final answer (and ``properties.output`` of the status), e.g. ``accessSAS``.
     result: dict[str, Any] | None = None
+    final: Final = field(default_factory=Final)
 
     @property
     def done(self) -> bool:
@@ -84,8 +101,9 @@ class LroManager:
         resource_id: str,
         delay: float,
         work: Work,
+        final: Final | None = None,
     ) -> Operation:
-        """Start ``work`` after ``delay`` seconds and return the operation that tracks it."""
+        """Start ``work`` after ``delay`` seconds and return the operation that tracks it (``final``: see Final)."""
         op = Operation(
             id=str(uuid.uuid4()),
             operation=operation,
@@ -93,6 +111,7 @@ class LroManager:
             namespace=namespace,
             location=location,
             resource_id=resource_id,
+            final=final or Final(),
         )
         self.operations[op.id] = op
         self.started += 1
@@ -146,12 +165,14 @@ class LroManager:
         return JSONResponse(op.status_body(), headers=headers)
 
     def result_response(self, op: Operation, lro_seconds: float) -> Response:
-        """Answer a poll of the operation result (Location) resource: 202 while running."""
+        """Answer a poll of the operation result (Location) resource: 202 while running, then the final answer."""
         if not op.done:
             return Response(status_code=202, headers={"Retry-After": str(max(1, min(10, math.ceil(lro_seconds / 2))))})
         if op.status != "Succeeded":
             error = op.error or {"code": "OperationFailed", "message": "The operation failed."}
             return JSONResponse({"error": error}, status_code=400 if error["code"] != "Conflict" else 409)
+        if op.final.resource is not None:
+            return JSONResponse(op.final.resource())
         if op.result is None:
-            return Response(status_code=204)
+            return Response(status_code=op.final.status)
         return JSONResponse(op.result)

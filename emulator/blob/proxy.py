@@ -25,6 +25,7 @@ from emulator.blob.copies import (
     show_copy_state,
 )
 from emulator.blob.operations import WRITE_OPERATIONS, BlobKey, BlobRequest, account_of
+from emulator.blob.rbac import DataPlaneAuth, as_emulator, bearer_token
 from emulator.blob.responses import Buffered, no_content, pending_copy_error, send_buffered, storage_error
 from emulator.blob.upstream import CredentialQuery, Upstream
 from emulator.faults import COPY_KINDS, THROTTLE_STATUSES, Fault, FaultRules
@@ -57,6 +58,8 @@ class BlobProxy:
         self.internal_requests: Counter[str] = Counter()
         self.faults_applied: Counter[str] = Counter()
         self.copies = CopyTracker(copy_seconds=copy_seconds, copy_bandwidth=copy_bandwidth, empty_blob=self.empty_blob)
+        #: Bearer-token authorization (set once the local Entra ID runs); without it bearer requests get 401.
+        self.data_plane: DataPlaneAuth | None = None
 
     async def aclose(self) -> None:
         """Release timers and the upstream client."""
@@ -70,6 +73,7 @@ class BlobProxy:
             "internal_requests": dict(self.internal_requests),
             "faults": dict(self.faults_applied),
             "early_retries": self.faults.early_retries("blob"),
+            "bearer": self.data_plane.stats() if self.data_plane is not None else {"allowed": {}, "refused": {}},
         }
 
     def reset_stats(self) -> None:
@@ -79,6 +83,8 @@ class BlobProxy:
         self.faults_applied.clear()
         self.faults.reset_early_retries("blob")
         self.copies.reset_stats()
+        if self.data_plane is not None:
+            self.data_plane.reset_stats()
 
     # ---------------------------------------------------------------------------------------------- ASGI
 
@@ -94,6 +100,11 @@ class BlobProxy:
         fault = self._count(request)
         if fault is not None and await self._answered_by_fault(request, receive, send, fault):
             return
+        refused = self._bearer_refusal(request)
+        if refused is not None:
+            await drain(receive)
+            await send_buffered(send, refused, head=head)
+            return
         try:
             await self._dispatch(request, receive, send, fault)
         except ClientGone:
@@ -101,6 +112,19 @@ class BlobProxy:
         except httpx.TransportError as exc:
             log.warning("Azurite did not answer %s %s: %s", request.operation, request.path, type(exc).__name__)
             await send_buffered(send, storage_error(500, "InternalError", "Upstream failure."), head=head)
+
+    def _bearer_refusal(self, request: BlobRequest) -> Buffered | None:
+        """Authorize a bearer-token request by data role (rewriting it for Azurite); return the refusal, if any."""
+        token = None if request.internal else bearer_token(request)
+        if token is None:
+            return None
+        if self.data_plane is None:
+            return storage_error(401, "InvalidAuthenticationInfo", "No token service is configured.")
+        decision = self.data_plane.decide(request, token)
+        if decision.error is not None:
+            return decision.error
+        as_emulator(request, self.upstream.credential_query(str(request.account)))
+        return None
 
     def _count(self, request: BlobRequest) -> Fault | None:
         """Count a request and return the fault to apply to it (never to Azurite's own requests)."""

@@ -53,14 +53,26 @@ def no_content() -> Buffered:
     return Buffered(status=204, headers=service_headers(str(uuid.uuid4())), body=b"")
 
 
-def storage_error(status: int, code: str, message: str, *, retry_after: float | None = None) -> Buffered:
-    """Build an Azure Storage error response (XML body and ``x-ms-error-code``)."""
+def storage_error(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    retry_after: float | None = None,
+    detail: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> Buffered:
+    """Build an Azure Storage error response (XML body and ``x-ms-error-code``).
+
+    ``detail`` becomes the ``AuthenticationErrorDetail`` element Azure adds to authentication failures.
+    """
     request_id = str(uuid.uuid4())
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+    detail_xml = f"<AuthenticationErrorDetail>{html.escape(detail)}</AuthenticationErrorDetail>" if detail else ""
     body = (
         '<?xml version="1.0" encoding="utf-8"?>'
         f"<Error><Code>{html.escape(code)}</Code><Message>{html.escape(message)}\n"
-        f"RequestId:{request_id}\nTime:{now}</Message></Error>"
+        f"RequestId:{request_id}\nTime:{now}</Message>{detail_xml}</Error>"
     ).encode()
     headers: RawHeaders = [
         (b"content-type", b"application/xml"),
@@ -71,6 +83,8 @@ def storage_error(status: int, code: str, message: str, *, retry_after: float | 
     if retry_after is not None:
         seconds = int(retry_after) if float(retry_after).is_integer() else retry_after
         headers.append((b"retry-after", str(seconds).encode()))
+    for name, value in (extra_headers or {}).items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     return Buffered(status=status, headers=headers, body=body)
 
 

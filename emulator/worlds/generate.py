@@ -58,13 +58,17 @@ def _target_lab(n: int, regions: int) -> dict[str, Any]:
 
 
 def _principals() -> list[dict[str, Any]]:
-    """The factory's principal (Contributor on both subscriptions), a reader of the first and an outsider."""
+    """The factory's principal (Contributor and Storage Blob Data Contributor on both subscriptions), a reader of
+    the first and an outsider."""
     scopes = [f"/subscriptions/{sub}" for sub in SUBSCRIPTIONS]
     return [
         {
             "name": "image-factory",
             "client_id": "a1b2c3d4-0000-4000-8000-000000000001",
-            "roles": [{"scope": scope, "role": "Contributor"} for scope in scopes],
+            "roles": [
+                *({"scope": scope, "role": "Contributor"} for scope in scopes),
+                *({"scope": scope, "role": "Storage Blob Data Contributor"} for scope in scopes),
+            ],
         },
         {
             "name": "reader",

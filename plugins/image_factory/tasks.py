@@ -14,12 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from image_factory import imagepaths, inventories, naming
+from image_factory import imagepaths, inventories, naming, uploads_left
 from image_factory.capture_rules import CaptureDecision, decide_captures, select_candidates, source_of
 from image_factory.catalogue import Catalogue, build_catalogue
 from image_factory.configuration import Configuration
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
 from image_factory.fanout import fanout_waves
+from image_factory.fleet.model import behind_labs, build_fleet, stale_labs
+from image_factory.fleet.snapshot import FLEET_XCOM_KEY, build_snapshot
 from image_factory.models import LabInventory, LabRef, Pair, Plan
 from image_factory.planner import plan
 from image_factory.redact import mask
@@ -209,23 +211,34 @@ def regional_pairs(run: RunContext) -> list[dict[str, Any]]:
 
 
 def cleanup_seed_uploads(run: RunContext) -> int:
-    """Delete the uploads that region seeds kept for their region (already gone = fine); return how many."""
-    from image_factory.hooks.storage import delete_sas_blob  # noqa: PLC0415 - light DAG parsing
+    """Delete the uploads region seeds kept for their region (already gone = fine); return how many.
+
+    Deleted with the ARM connection's Entra token (the upload SAS grants no delete). One the principal may not
+    delete (no *Storage Blob Data Contributor* on the lab's storage account) stays, and is handed to verify's
+    report under ``uploads_left.XCOM_KEY``: this task never fails for it.
+    """
+    from image_factory.hooks.uploads import delete_upload  # noqa: PLC0415 - light DAG parsing
 
     direct = run.xcom().xcom_pull(task_ids=PLAN_TASK_ID)
     seeds = [Pair.from_dict(dict(p)) for p in direct or () if p.get("keep_upload")]
-    if not seeds:
-        return 0
-    arm = run.devtestlabs()
+    left: list[dict[str, Any]] = []
     deleted = 0
-    for seed in seeds:
-        url = arm.generate_upload_uri(
-            seed.subscription_id, seed.resource_group, seed.lab_name, naming.vhd_blob(seed.image_name)
-        )
-        mask(url)
-        if delete_sas_blob(url, arm.settings.connection_verify):
-            deleted += 1
-            log.info("%s: deleted the upload kept for its region", seed.label)
+    if seeds:
+        arm = run.devtestlabs()
+        for seed in seeds:
+            url = arm.generate_upload_uri(
+                seed.subscription_id, seed.resource_group, seed.lab_name, naming.vhd_blob(seed.image_name)
+            )
+            mask(url)
+            verify = arm.settings.connection_verify
+            outcome = delete_upload(url, arm.clients.credential, lab=seed.lab_name, verify=verify)
+            if outcome.status == "deleted":
+                deleted += 1
+                log.info("%s: deleted the upload kept for its region", seed.label)
+            elif outcome.left is not None:
+                left.append(outcome.left.to_dict())
+                log.info("%s: the upload kept for its region stays (%s)", seed.label, outcome.left.reason)
+    run.xcom().xcom_push(key=uploads_left.XCOM_KEY, value=left)
     return deleted
 
 
@@ -247,13 +260,13 @@ def capture_summary(run: RunContext) -> dict[str, str]:
     return dict(run.xcom().xcom_pull(task_ids=CAPTURE_JOBS_TASK_ID, key=CAPTURE_SUMMARY_XCOM_KEY) or {})
 
 
-def _verify_document(run: RunContext, result: Plan) -> dict[str, Any]:
+def _verify_document(run: RunContext, result: Plan, inventories: Mapping[str, LabInventory]) -> dict[str, Any]:
     labs = run.selected_labs()
     capture = capture_summary(run)
     log.info(
         "Capture:%s", "".join(f"\n  {path}: {text}" for path, text in sorted(capture.items())) or " nothing this run"
     )
-    matrix = build_matrix(labs, result.expected, take_inventories(run, labs, locate=False))
+    matrix = build_matrix(labs, result.expected, inventories)
     matrix_text = matrix.render()
     document: dict[str, Any] = {
         "run_id": run.run_id,
@@ -264,6 +277,7 @@ def _verify_document(run: RunContext, result: Plan) -> dict[str, Any]:
         "plan_table": plan_table(result),
         "capture": capture,
     }
+    document["uploads_left"] = _uploads_left(run)
     if run.params.dry_run:
         # Nothing was distributed: the report is what a real run would do, and the labs as they are now.
         log.info("Dry run: this is what a real run would do:\n%s", document["plan_table"])
@@ -277,24 +291,67 @@ def _verify_document(run: RunContext, result: Plan) -> dict[str, Any]:
     return document
 
 
+def fleet_snapshot(run: RunContext, inventories: Mapping[str, LabInventory], problems: Sequence[str]) -> dict[str, Any]:
+    """Return the fleet snapshot of this verify (what the labs hold, the catalogue, this run's pairs)."""
+    try:
+        catalogue = read_catalogue(run)
+    except Exception as exc:  # the view's data never fails verify
+        log.warning("Fleet snapshot without the catalogue: it could not be read (%s)", exc)
+        catalogue = Catalogue()
+    return build_snapshot(
+        run_id=run.run_id,
+        day=run.day,
+        dry_run=run.params.dry_run,
+        all_labs=run.config.labs,
+        inventories=inventories,
+        inventoried=run.selected_labs(),
+        catalogue=catalogue,
+        golden_images=run.config.golden_images,
+        waves=[list(run.xcom().xcom_pull(task_ids=PLAN_TASK_ID) or ()), regional_pairs(run)],
+        problems=problems,
+        freshness_days=run.config.factory.freshness_days,
+    )
+
+
+def _uploads_left(run: RunContext) -> list[dict[str, Any]]:
+    """Say once per lab which uploads this run left (and what they cost, and the fix); never a problem."""
+    found = uploads_left.collect(run.xcom())
+    labs = uploads_left.by_lab(found, run.devtestlabs().settings.principal) if found else []
+    for lab in labs:
+        log.warning("%s", lab.message())
+    return [lab.to_dict() for lab in labs]
+
+
 def verify(run: RunContext) -> dict[str, Any]:
-    """Re-inventory the labs, compare with the plan's expectations, write the report; raise on problems."""
+    """Re-inventory the labs, compare with the plan's expectations, write the report; raise on problems.
+
+    Before it may raise, hands the fleet view its snapshot (XCom key ``fleet``), so a failed night shows too.
+    """
     result = planned(run)
     if result is None:
         raise ImageFactoryError("verify found no plan: the plan task failed or did not run; see its log")
-    document = _verify_document(run, result)
+    labs = run.selected_labs()
+    inventories = take_inventories(run, labs, locate=False)
+    document = _verify_document(run, result, inventories)
     path = write_report(document, run.day, run.run_id)
     log.info("Report written to %s", path)
     problems = document["problems"]
+    snapshot = fleet_snapshot(run, inventories, problems)
+    run.xcom().xcom_push(key=FLEET_XCOM_KEY, value=snapshot)
     if problems:
         raise ImageFactoryError(
             "Some labs cannot be read or miss images they should have:" + "".join(f"\n  - {p}" for p in problems)
         )
+    fleet = build_fleet([snapshot])
     return {
         "dry_run": run.params.dry_run,
         "expected": len(result.expected),
         "would_distribute": len(result.pairs) if run.params.dry_run else 0,
+        "uploads_left": {lab["lab"]: lab["bytes"] for lab in document["uploads_left"]},
         "report": str(path),
+        # Of the labs this run read: those behind the catalogue (or missing an image) and those stale.
+        "behind_labs": [row.name for row in behind_labs(fleet) if row.status != "unknown"],
+        "stale_labs": [row.name for row in stale_labs(fleet)],
     }
 
 

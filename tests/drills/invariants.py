@@ -26,6 +26,8 @@ FACTORY_LAB = "ImageFactory"
 FACTORY_ACCOUNT = "factorystore"
 CATALOGUE_CONTAINER = "imagefactoryvhds"
 UPLOADS_CONTAINER = "uploads"
+#: How long DevTest Labs' generateUploadUri SAS lives (Azure's example: about a day).
+UPLOAD_SAS_LIFETIME = timedelta(hours=24)
 SUCCEEDED = "Succeeded"
 
 
@@ -219,8 +221,10 @@ def sas_problems(
                 problems.append(f"{what}: an upload SAS must name one blob in '{UPLOADS_CONTAINER}'")
             if sas["account"] == FACTORY_ACCOUNT:
                 problems.append(f"{what}: an upload SAS must never reach the factory account")
-            if lifetime > timedelta(hours=read_sas_hours) + slack:
-                problems.append(f"{what}: lives {lifetime}, more than ReadSasHours {read_sas_hours}")
+            if "d" in sas["permission"]:
+                problems.append(f"{what}: an upload SAS grants no delete (Azure issues rcw)")
+            if lifetime > UPLOAD_SAS_LIFETIME + slack:
+                problems.append(f"{what}: lives {lifetime}, more than Azure's {UPLOAD_SAS_LIFETIME}")
         elif sas["purpose"] == "disk-access":
             if set(sas["permission"]) != {"r"}:
                 problems.append(f"{what}: disk access must be read-only, not {sas['permission']!r}")

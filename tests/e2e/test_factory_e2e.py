@@ -83,8 +83,9 @@ def test_nightly_run_on_unpause_distributes_every_pair_and_the_pool_caps_copies(
     assert stats["copies"]["started"] == 4 + 9, "4 captures and 9 distributions"
     assert stats["copies"]["max_pending"] == 3, "the pool (MaxConcurrentJobs 3) must cap the copies in flight"
     assert uploads_blobs(state) == []
+    assert stats["blob"]["bearer"]["allowed"].get("delete", 0) >= 9, "uploads are deleted by token, not by SAS"
     report = verify_report(stack, nightly)
-    assert report is not None and report["problems"] == []
+    assert report is not None and report["problems"] == [] and report["uploads_left"] == []
 
 
 def test_second_trigger_with_the_same_conf_does_no_work(stack: Stack) -> None:

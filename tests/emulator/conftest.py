@@ -18,6 +18,7 @@ from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCreden
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.devtestlabs import DevTestLabsClient
 from azure.mgmt.devtestlabs.aio import DevTestLabsClient as AsyncDevTestLabsClient
+from azure.storage.blob import BlobClient
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_WORLD = REPO / "emulator" / "worlds" / "demo.json"
@@ -167,3 +168,15 @@ def settings(local_azure: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Let a test change settings (POST /config) and restore the session's values afterwards."""
     yield local_azure
     control_post(local_azure, "/config", {"lro_seconds": 1, "copy_seconds": 1, "page_size": 50, "token_lifetime": 3600})
+
+
+def token_blob(info: dict[str, Any], sas_url: str, principal: str | None = None) -> BlobClient:
+    """Return a client of the blob behind ``sas_url`` authorized by a principal's Entra token, not the SAS."""
+    return BlobClient.from_blob_url(
+        sas_url.split("?", 1)[0], credential=credential(info, principal), connection_verify=info["ca_bundle"]
+    )
+
+
+def delete_upload(info: dict[str, Any], sas_url: str) -> None:
+    """Delete an upload as the factory can (an upload SAS has no delete): with its token's data role."""
+    token_blob(info, sas_url).delete_blob()

@@ -122,7 +122,7 @@ def test_generate_upload_uri_is_a_write_sas_for_one_blob(local_azure: dict[str, 
     response = dtl_client(local_azure).labs.generate_upload_uri("rg-test", "TestLab", blob_name="probe.vhd")
     uri = response.upload_uri or ""
     assert uri.startswith(local_azure["storage"]["testlabstore"]["blob_endpoint"] + "/uploads/probe.vhd?")
-    assert "sp=rcwd" in uri
+    assert "sp=rcw&" in uri + "&"
     issued = control_get(local_azure, "/stats")["sas_issued"]
     assert any(entry["purpose"] == "upload" and entry["blob"] == "probe.vhd" for entry in issued)
     client = BlobClient.from_blob_url(uri, connection_verify=local_azure["ca_bundle"])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobClient
 
-from tests.emulator.conftest import SUB1, control_get, control_post, dtl_client
+from tests.emulator.conftest import SUB1, control_get, control_post, delete_upload, dtl_client
 
 pytestmark = pytest.mark.emulator
 
@@ -35,5 +35,5 @@ def test_arm_requests_during_a_pending_copy_are_counted_apart(local_azure: dict[
     after = control_get(local_azure, "/stats")["arm"]
     assert during == {"Labs_Get": 1}
     assert after["while_copies_pending"] == {"Labs_Get": 1} and after["requests"]["Labs_Get"] == 3
-    target.delete_blob()
-    source.delete_blob()
+    delete_upload(local_azure, target_uri)
+    delete_upload(local_azure, source_uri)

@@ -9,7 +9,7 @@ import pytest
 from azure.mgmt.devtestlabs import models
 from azure.storage.blob import BlobClient
 
-from tests.emulator.conftest import SUB1, SUB2, compute_client, control_get, dtl_client
+from tests.emulator.conftest import SUB1, SUB2, compute_client, control_get, delete_upload, dtl_client
 
 pytestmark = pytest.mark.emulator
 
@@ -57,7 +57,7 @@ def test_walkthrough(local_azure: dict[str, Any]) -> None:
     ).result()
     assert image.provisioning_state == "Succeeded"
 
-    target.delete_blob()
+    delete_upload(local_azure, upload_uri)  # the upload SAS has no delete: the factory's data role deletes
     compute.disks.begin_revoke_access(disk_parts[4], disk_parts[8]).result()
     again = factory.custom_images.get("rg-dev", "DevLab", "Win2016-Datacenter-walkthrough")
     assert again.provisioning_state == "Succeeded"

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from image_factory.hooks.devtestlabs import DevTestLabsHook
+from image_factory.hooks.uploads import delete_upload as delete_by_token
 from stack import localazure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -196,3 +198,10 @@ def configuration_on(azure: localazure.LocalAzure, folder: Path, subscription_id
         mp.setenv("IMAGE_FACTORY_CONFIG_DIR", str(folder))
         mp.setenv("IMAGE_FACTORY_REPORT_DIR", str(folder.parent / "reports"))
         yield folder
+
+
+def delete_upload(blob: Any) -> None:
+    """Delete a lab upload (a SAS ``BlobClient``) as the factory does: by token, since the SAS grants no delete."""
+    hook = DevTestLabsHook()
+    outcome = delete_by_token(blob.url, hook.clients.credential, lab="-", verify=hook.settings.connection_verify)
+    assert outcome.status == "deleted", outcome

@@ -37,7 +37,7 @@ from image_factory.retention.powershell import KEEP_NOT_ADOPTED
 from image_factory.retention.steps import Decided, decisions_of
 from image_factory.run_context import RunContext, RunParams
 from stack.localazure import LocalAzure
-from tests.integration.conftest import configuration_on, quick_local_azure, run_dag
+from tests.integration.conftest import configuration_on, delete_upload, quick_local_azure, run_dag
 
 pytestmark = [pytest.mark.emulator]
 
@@ -136,7 +136,7 @@ def _seed_images(azure: LocalAzure) -> None:
     while not all(i["provisioning_state"] == "Succeeded" for i in _images(azure)):
         assert time.monotonic() < deadline, "the local Azure did not settle"
         time.sleep(0.2)
-    upload.delete_blob()
+    delete_upload(upload)
 
 
 def _images(azure: LocalAzure) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ from image_factory.retention.operator import ALREADY_GONE, DELETED, RetireOperat
 from image_factory.retention.steps import Decided, decisions_of, record
 from image_factory.run_context import RunContext, RunParams
 from stack.localazure import LocalAzure
-from tests.integration.conftest import configuration_on, quick_local_azure
+from tests.integration.conftest import configuration_on, delete_upload, quick_local_azure
 
 pytestmark = [pytest.mark.emulator]
 
@@ -191,7 +191,7 @@ def _seed_images(azure: LocalAzure) -> None:
         hook.client(sub).custom_images.begin_create_or_update(rg, lab, name, body, polling=False).result()
     _wait(azure, lambda s: all(i["provisioning_state"] == "Succeeded" for i in _images(s)))
     for blob in uploads.values():
-        blob.delete_blob()
+        delete_upload(blob)
 
 
 def _wait(azure: LocalAzure, done: Any, timeout: float = 30) -> None:
@@ -309,7 +309,7 @@ def test_an_upload_in_flight_protects_its_version(azure: LocalAzure, config: Pat
     try:
         racing = decide({}, plan_doc=NO_PLAN, version=D3, run_id="racing", folder=config)
     finally:
-        blob.delete_blob()
+        delete_upload(blob)
     assert rows(racing.deletions) == EXPECTED[2] - QALAB_UB_D1
     assert racing.decisions["deletions"] == racing.deletions
     kept = [k for k in racing.decisions["kept"] if (k["image_path"], k["version"]) == (UB, D1)]

@@ -12,11 +12,20 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from image_factory import naming, tasks
+from image_factory import naming, tasks, uploads_left
 from image_factory.capture_rules import CaptureJob, source_of
 from image_factory.catalogue import sidecar_json
 from image_factory.exceptions import ImageFactoryError
-from image_factory.models import CaptureSource, DiskFingerprint, FactoryVm, ImageVersion, LabImage, LabInventory, LabRef
+from image_factory.models import (
+    CaptureSource,
+    DiskFingerprint,
+    FactoryVm,
+    ImageVersion,
+    LabImage,
+    LabInventory,
+    LabRef,
+    Pair,
+)
 from image_factory.run_context import RunContext, RunParams
 
 CONFIG = Path(__file__).resolve().parents[2] / "Configuration"
@@ -35,6 +44,8 @@ class FakeTi:
         self.pushed[key] = value
 
     def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
+        if isinstance(task_ids, list):  # several tasks: the store holds each task's values (one per map index)
+            return [value for t in task_ids for value in self.store.get((t, key), [])]
         return self.store.get((task_ids, key))
 
 
@@ -218,6 +229,14 @@ def test_plan_reads_only_the_selected_labs() -> None:
     assert run.arm.inventoried == ["TestLab"]
 
 
+def _planned() -> FakeTi:
+    """Return the XCom of a run whose plan step ran (verify reads the plan from it)."""
+    ti = FakeTi()
+    tasks.plan_distribution(_run(ti))
+    ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
+    return ti
+
+
 def test_verify_without_a_plan_says_so() -> None:
     with pytest.raises(ImageFactoryError, match="verify found no plan"):
         tasks.verify(_run())
@@ -225,9 +244,7 @@ def test_verify_without_a_plan_says_so() -> None:
 
 def test_verify_names_what_is_missing_and_writes_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGE_FACTORY_REPORT_DIR", str(tmp_path))
-    ti = FakeTi()
-    tasks.plan_distribution(_run(ti))
-    ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
+    ti = _planned()
     with pytest.raises(ImageFactoryError, match="Some labs cannot be read or miss images") as failed:
         tasks.verify(_run(ti))
     assert "DevLab" in str(failed.value)
@@ -348,9 +365,7 @@ def test_verify_reports_and_logs_what_capture_did(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("IMAGE_FACTORY_REPORT_DIR", str(tmp_path))
-    ti = FakeTi()
-    tasks.plan_distribution(_run(ti))
-    ti.store[(tasks.PLAN_TASK_ID, tasks.PLAN_XCOM_KEY)] = ti.pushed[tasks.PLAN_XCOM_KEY]
+    ti = _planned()
     summary = {DATACENTER: f"unchanged since {VERSION}"}
     ti.store[(tasks.CAPTURE_JOBS_TASK_ID, tasks.CAPTURE_SUMMARY_XCOM_KEY)] = summary
     run = _run(ti)
@@ -360,3 +375,83 @@ def test_verify_reports_and_logs_what_capture_did(
     report = json.loads(Path(done["report"]).read_text())
     assert report["capture"] == summary
     assert f"{DATACENTER}: unchanged since {VERSION}" in caplog.text
+
+
+def _pair(lab: str) -> dict[str, Any]:
+    name = naming.image_name(DATACENTER, VERSION)
+    return Pair(
+        lab, "sub", f"rg-{lab}", "westeurope", name, DATACENTER, VERSION, naming.vhd_blob(name), "Windows", True
+    ).to_dict()
+
+
+def _seed_run(ti: FakeTi) -> FakeRun:
+    run = _run(ti)
+    run.arm = SimpleNamespace(  # type: ignore[assignment]
+        generate_upload_uri=lambda *args: f"https://h/{args[2].lower()}store/uploads/{args[3]}?sp=rcw&sig=S",
+        clients=SimpleNamespace(credential="the connection's credential"),
+        settings=SimpleNamespace(connection_verify=True, principal="app-1"),
+    )
+    return run
+
+
+def test_seed_uploads_are_deleted_by_token_and_a_refused_one_is_handed_to_verify(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from image_factory.hooks import uploads  # the step imports it when it runs, not at DAG parse
+
+    seeds = [
+        {**_pair("DevLab"), "keep_upload": True},
+        {**_pair("QALab"), "keep_upload": True},
+        _pair("TestLab"),
+    ]
+    ti = FakeTi()
+    ti.store[(tasks.PLAN_TASK_ID, "return_value")] = seeds
+    calls: list[tuple[str, Any, str]] = []
+
+    def delete(url: str, credential: Any, *, lab: str, verify: Any) -> uploads.DeleteOutcome:
+        calls.append((url.split("?", maxsplit=1)[0], credential, lab))
+        if lab == "QALab":
+            refused = uploads_left.UploadLeft(lab, "qalabstore", "x.vhd", 512, "AuthorizationPermissionMismatch")
+            return uploads.DeleteOutcome("left", refused)
+        return uploads.DeleteOutcome("deleted")
+
+    monkeypatch.setattr(uploads, "delete_upload", delete)
+    assert tasks.cleanup_seed_uploads(_seed_run(ti)) == 1
+    assert [c[2] for c in calls] == ["DevLab", "QALab"]
+    assert {c[1] for c in calls} == {"the connection's credential"}
+    assert ti.pushed[uploads_left.XCOM_KEY] == [
+        {
+            "lab": "QALab",
+            "account": "qalabstore",
+            "blob": "x.vhd",
+            "size": 512,
+            "reason": "AuthorizationPermissionMismatch",
+        }
+    ]
+
+
+def test_verify_reports_uploads_left_once_per_lab_and_does_not_fail_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("IMAGE_FACTORY_REPORT_DIR", str(tmp_path))
+    ti = _planned()
+    upload = {"lab": "DevLab", "account": "devlabstore", "size": 3 * 2**30, "reason": "AuthorizationPermissionMismatch"}
+    ti.store[("distribute", "return_value")] = [
+        {"lab": "DevLab", "action": "created", "upload_left": {**upload, "blob": "a.vhd"}},
+        {"lab": "TestLab", "action": "created"},
+    ]
+    ti.store[("distribute_regional", "return_value")] = [
+        {"lab": "DevLab", "action": "created", "upload_left": {**upload, "blob": "b.vhd"}}
+    ]
+    run = _run(ti)
+    run.arm.images = {lab: (_held(lab),) for lab in ("DevLab", "TestLab")}
+    run.arm.settings = SimpleNamespace(principal="app-1")  # type: ignore[attr-defined]
+    with caplog.at_level("INFO", logger="image_factory.tasks"):
+        done = tasks.verify(run)
+    assert done["uploads_left"] == {"DevLab": 6 * 2**30}
+    report = json.loads(Path(done["report"]).read_text())
+    assert report["problems"] == []
+    (devlab,) = report["uploads_left"]
+    assert devlab["blobs"] == ["a.vhd", "b.vhd"] and devlab["role"] == "Storage Blob Data Contributor"
+    lines = [r for r in caplog.records if r.levelname == "WARNING" and "upload(s) left" in r.getMessage()]
+    assert len(lines) == 1 and "6.00 GiB" in lines[0].getMessage() and "app-1" in lines[0].getMessage()

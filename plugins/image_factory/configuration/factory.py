@@ -50,6 +50,8 @@ class FactorySettings:
     read_sas_hours: int = 4
     disk_access_seconds: int = 36000
     adopt_powershell_images: bool = False
+    #: The fleet view's freshness target: a lab's newest version older than this many days is stale (0: none).
+    freshness_days: int = 0
     arm_reads_per_second: int = 20
     arm_writes_per_second: int = 8
     arm_deletes_per_second: int = 8
@@ -85,6 +87,7 @@ FACTORY_FIELDS: dict[JsonPath, str] = {
     ("ReadSasHours",): "read_sas_hours",
     ("DiskAccessSeconds",): "disk_access_seconds",
     ("AdoptPowerShellImages",): "adopt_powershell_images",
+    ("FreshnessDays",): "freshness_days",
     ("ArmBudget", "ReadsPerSecond"): "arm_reads_per_second",
     ("ArmBudget", "WritesPerSecond"): "arm_writes_per_second",
     ("ArmBudget", "DeletesPerSecond"): "arm_deletes_per_second",

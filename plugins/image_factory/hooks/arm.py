@@ -150,15 +150,20 @@ class AsyncArmClients(Generic[AsyncClientT]):
             self._settings = arm_settings(await get_async_connection(self._conn_id))
         return self._settings
 
+    async def credential(self) -> AsyncTokenCredential:
+        """Return the async credential every client shares (built once; also for storage-scoped tokens)."""
+        if self._credential is None:
+            self._credential = (await self.settings()).async_credential()
+        return self._credential
+
     async def client(self, subscription_id: str) -> AsyncClientT:
         """Return the async client for ``subscription_id`` (cached; one credential for all)."""
         key = subscription_id.lower()
         if key not in self._clients:
             settings = await self.settings()
-            if self._credential is None:
-                self._credential = settings.async_credential()
+            credential = await self.credential()
             self._clients[key] = self._make(
-                self._credential, subscription_id, **self._options, **settings.async_client_kwargs()
+                credential, subscription_id, **self._options, **settings.async_client_kwargs()
             )
         return self._clients[key]
 

@@ -25,6 +25,7 @@ from image_factory.redact import redact
 from image_factory.states import ProvisioningState
 
 if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
     from azure.mgmt.devtestlabs.models import Lab
 
     from image_factory.hooks.credentials import ArmSettings
@@ -266,6 +267,8 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
         The SDK's ARM poller polls the ``Azure-AsyncOperation`` status the service names, when its
         ``Retry-After`` says (``polling_interval`` only when it says nothing). A refused PUT raises; an operation
         that ends Failed/Canceled returns ``"Failed"``; one still running after ``timeout`` seconds ``"Creating"``.
+        An end without the image in the final answer is never taken for success: the image is read (``"Unknown"``
+        when it is gone, which the caller's wait reports).
         """
         body = custom_image_body(**image)
         client = await self.async_client(subscription_id)
@@ -283,7 +286,13 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
             return ProvisioningState.FAILED
         except TimeoutError:
             return ProvisioningState.CREATING
-        return str(getattr(result, "provisioning_state", None) or ProvisioningState.SUCCEEDED)
+        state = getattr(result, "provisioning_state", None)
+        if state:
+            return str(state)
+        # The operation's final answer carried no image (an empty 200/204): the image's own state says how it ended.
+        read = await self.custom_image_state_async(subscription_id, resource_group, lab_name, image_name)
+        self.log.info("%s: the operation ended without the image; the image reads %s", scope, read or "absent")
+        return read or ProvisioningState.UNKNOWN
 
     async def generate_upload_uri_async(
         self, subscription_id: str, resource_group: str, lab_name: str, blob_name: str
@@ -296,6 +305,10 @@ class DevTestLabsAsyncHook(DevTestLabsHook):
             scope = lab_scope(subscription_id, resource_group, lab_name)
             raise await self.async_clients.fail(exc, "generate an upload URI", scope) from exc
         return str(response.upload_uri)
+
+    async def credential_async(self) -> AsyncTokenCredential:
+        """Return the connection's async credential (the storage data plane takes it too)."""
+        return await self.async_clients.credential()
 
     async def aclose(self) -> None:
         """Close every async client and the async credential."""

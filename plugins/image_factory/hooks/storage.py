@@ -2,7 +2,8 @@
 
 The factory account is reached with ``WasbHook`` (extras ``connection_string`` and ``connection_verify`` pass
 through to ``BlobServiceClient``). Target labs are never written with keys: their upload blob is reached only
-through the SAS URL DevTest Labs ``generateUploadUri`` returns.
+through the SAS URL DevTest Labs ``generateUploadUri`` returns (read, create, write: deleting one takes the
+connection's Entra token, ``hooks/uploads.py``).
 """
 
 from __future__ import annotations
@@ -122,16 +123,6 @@ def start_copy_to_sas(dest_url: str, source_url: str, verify: str | bool = True)
     """Start a server-side copy of ``source_url`` into the blob behind ``dest_url``; return the copy id."""
     with sas_blob_client(dest_url, verify) as blob:
         return _start_copy(blob, source_url, strip_query(dest_url))
-
-
-def delete_sas_blob(url: str, verify: str | bool = True) -> bool:
-    """Delete the blob behind a SAS URL; return False when it did not exist."""
-    with sas_blob_client(url, verify) as blob:
-        try:
-            blob.delete_blob()
-        except ResourceNotFoundError:
-            return False
-    return True
 
 
 class _FactoryStorageConnection:

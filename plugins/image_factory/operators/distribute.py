@@ -224,10 +224,13 @@ class DistributeImageOperator(BaseOperator):
         self._defer(settings, pair, "image")
 
     def distribution_failed(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume only when the triggerer could not finish the pair: fail with its message (Airflow retries)."""
+        """Resume when the triggerer could not finish the pair (fail with its message: Airflow retries), or when it
+        finished leaving the upload (return the summary the trigger sent, ``upload_left`` included)."""
         from image_factory.triggers.events import ImageEvent, parse_event  # noqa: PLC0415
 
         pair = self._pair()
+        if isinstance(event, dict) and event.get("status") == "success" and isinstance(event.get("summary"), dict):
+            return dict(event["summary"])  # done, with an upload left that verify reports
         if not isinstance(event, dict) or event.get("status") == "success":
             # The trigger ended the task itself (TaskSuccessEvent); only ``dag.test()``, which runs triggers
             # inline, hands that event back to the worker.

@@ -19,12 +19,14 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from image_factory.hooks.devtestlabs import DevTestLabsAsyncHook
 from image_factory.hooks.storage import CopyState, async_sas_blob_client, copy_state
+from image_factory.hooks.uploads import delete_upload_async
 from image_factory.redact import redact
 from image_factory.states import FAILED_PROVISIONING
 from image_factory.triggers import hold_until
 from image_factory.triggers.copy_watch import WatchedCopy, watch_copy
 from image_factory.triggers.events import CopyEvent, ErrorEvent, FactoryEvent, ImageEvent, trigger_event
 from image_factory.triggers.image_wait import WatchedImage, wait_for_image
+from image_factory.uploads_left import DELETE_ROLE, UploadLeft, gib
 
 Stage = Literal["copy", "image"]
 CLASSPATH = "image_factory.triggers.distribution.DistributionTrigger"
@@ -65,6 +67,8 @@ class DistributionTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.not_before = not_before
         self.check_existing = check_existing
+        #: The upload this run could not delete (reported in the task's XCom), if any.
+        self.upload_left: UploadLeft | None = None
 
     @property
     def label(self) -> str:
@@ -91,12 +95,15 @@ class DistributionTrigger(BaseTrigger):
         return str(self.pair["subscription_id"]), str(self.pair["resource_group"]), str(self.pair["lab_name"])
 
     def summary(self, action: str) -> dict[str, Any]:
-        return {
+        result: dict[str, Any] = {
             "lab": self.pair["lab_name"],
             "image_name": self.pair["image_name"],
             "version": self.pair["version"],
             "action": action,
         }
+        if self.upload_left is not None:
+            result["upload_left"] = self.upload_left.to_dict()
+        return result
 
     async def _await_copy(self, hook: DevTestLabsAsyncHook, upload_url: str) -> CopyEvent | None:
         """Poll the upload copy until it ends; return its error event, or None on success."""
@@ -165,20 +172,29 @@ class DistributionTrigger(BaseTrigger):
         return None if fired.status == "success" else fired
 
     async def _delete_upload(self, hook: DevTestLabsAsyncHook, upload_url: str) -> None:
-        """Delete the uploaded VHD (the image no longer needs it); a failure only costs storage."""
+        """Delete the uploaded VHD with the connection's Entra token (the upload SAS grants no delete).
+
+        Refused (no *Storage Blob Data Contributor* on the lab's storage account) or failing, the upload stays:
+        it only costs storage, the pair is done. It is handed on in the task's XCom for verify's report.
+        """
         verify = (await hook.async_settings()).connection_verify
-        try:
-            async with async_sas_blob_client(upload_url, verify) as blob:
-                await blob.delete_blob()
-        except ResourceNotFoundError:
+        credential = await hook.credential_async()
+        outcome = await delete_upload_async(upload_url, credential, lab=str(self.pair["lab_name"]), verify=verify)
+        left = outcome.left
+        if left is None:
             return
-        except Exception as exc:
-            self.log.warning(
-                "%s: the image is ready but uploads/%s could not be deleted (%s); it only costs storage",
-                self.label,
-                self.upload_blob,
-                redact(str(exc))[:300],
-            )
+        self.upload_left = left
+        self.log.info(
+            "%s: the image is ready but uploads/%s stays (%s, %s: %s)%s",
+            self.label,
+            self.upload_blob,
+            gib(left.size or 0),
+            left.reason,
+            outcome.detail,
+            f"; the '{DELETE_ROLE}' role on storage account {left.account} would let the factory delete it"
+            if left.missing_role
+            else "",
+        )
 
     async def _finish(self, hook: DevTestLabsAsyncHook) -> FactoryEvent | None:
         """Await the copy (stage ``copy``), ensure the image, delete the upload; return an error event or None."""
@@ -207,6 +223,11 @@ class DistributionTrigger(BaseTrigger):
                 return
             self.log.info("%s: distributed", self.label)
             await hold_until(self.not_before)
+            if self.upload_left is not None:
+                # Resume the worker to return the summary: ``dag.test()`` drops a TaskSuccessEvent's XComs, and
+                # verify must see the upload left in every runner. It costs a worker run only when one is left.
+                yield TriggerEvent({"status": "success", "summary": self.summary("created")})  # type: ignore[no-untyped-call]
+                return
             yield TaskSuccessEvent(xcoms={"return_value": self.summary("created")})
         except Exception as exc:
             message = f"{self.label}: {type(exc).__name__}: {redact(str(exc))}"

@@ -96,7 +96,7 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "MaxConcurrentJobs": 7, "ImagesToSave": 5, "Schedule": "@daily", "Pool": "p.1", "Container": "c-1",
         "Connections": {"Arm": "arm2", "FactoryStorage": "st2"},
         "Timeouts": {"CopyMinutes": 30, "ImageMinutes": 20}, "ReadSasHours": 2, "DiskAccessSeconds": 1800.0,
-        "AdoptPowerShellImages": True,
+        "AdoptPowerShellImages": True, "FreshnessDays": 14,
         "ArmBudget": {"ReadsPerSecond": 15, "WritesPerSecond": 5, "DeletesPerSecond": 4, "Burst": 50,
                       "Concurrency": 3},
     }  # fmt: skip
@@ -118,6 +118,7 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "read_sas_hours": 2,
         "disk_access_seconds": 1800,
         "adopt_powershell_images": True,
+        "freshness_days": 14,
         "arm_reads_per_second": 15,
         "arm_writes_per_second": 5,
         "arm_deletes_per_second": 4,

@@ -150,3 +150,12 @@ def test_distribute_forbidden_fails_without_retry(monkeypatch: pytest.MonkeyPatc
     arm = FakeArm(error=ForbiddenError("principal p may not write; assign DevTest Labs User", status=403))
     with pytest.raises(AirflowFailException, match="DevTest Labs User"):
         _distribute(monkeypatch, arm).execute({"ti": FakeTi()})  # type: ignore[arg-type]
+
+
+def test_a_pair_done_with_its_upload_left_returns_the_triggers_summary(
+    monkeypatch: pytest.MonkeyPatch, patched: dict[str, Any]
+) -> None:
+    summary = {"lab": "DevLab", "action": "created", "upload_left": {"lab": "DevLab", "blob": "a.vhd"}}
+    operator = _distribute(monkeypatch, FakeArm())
+    assert operator.distribution_failed({}, {"status": "success", "summary": summary}) == summary  # type: ignore[arg-type]
+    assert "upload_left" not in operator.distribution_failed({}, "success")  # type: ignore[arg-type]

@@ -11,8 +11,10 @@ import pytest
 from airflow.triggers.base import TaskSuccessEvent
 
 from image_factory.hooks.storage import CopyState
+from image_factory.hooks.uploads import DeleteOutcome
 from image_factory.triggers import distribution
 from image_factory.triggers.distribution import DistributionTrigger
+from image_factory.uploads_left import UploadLeft
 
 PAIR = {
     "lab_name": "QALab",
@@ -47,6 +49,9 @@ class FakeArm:
     async def async_settings(self) -> Any:
         return SimpleNamespace(connection_verify=True)
 
+    async def credential_async(self) -> Any:
+        return "the connection's credential"
+
     async def generate_upload_uri_async(self, *args: str) -> str:
         self.upload_uris += 1
         return UPLOAD_URL
@@ -65,6 +70,9 @@ class FakeBlob:
     def __init__(self, states: list[CopyState]) -> None:
         self.states = states
         self.deleted = False
+        #: What deleting the upload with the connection's token does.
+        self.delete_outcome = DeleteOutcome("deleted")
+        self.deletes: list[tuple[str, Any, str]] = []
 
     async def __aenter__(self) -> FakeBlob:
         return self
@@ -85,6 +93,13 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.setattr(distribution, "DevTestLabsAsyncHook", lambda arm_conn_id: arm)
         monkeypatch.setattr(distribution, "async_sas_blob_client", lambda url, verify: blob)
         monkeypatch.setattr(distribution, "copy_state", lambda props: props or CopyState(exists=False))
+
+        async def delete_upload(url: str, credential: Any, *, lab: str, verify: Any) -> DeleteOutcome:
+            blob.deletes.append((url, credential, lab))
+            blob.deleted = blob.delete_outcome.status == "deleted"
+            return blob.delete_outcome
+
+        monkeypatch.setattr(distribution, "delete_upload_async", delete_upload)
 
     return install
 
@@ -280,3 +295,35 @@ async def test_a_throttled_status_read_waits_its_retry_after(fakes: Any, monkeyp
     events = [e async for e in trigger(check_existing=False).run()]
     assert isinstance(events[0], TaskSuccessEvent) and blob.failures == 0
     assert slept and max(slept) >= 20, f"the read after a 503 with Retry-After 20 came after {slept}"
+
+
+async def test_the_upload_is_deleted_with_the_connection_token_not_the_sas(fakes: Any) -> None:
+    arm = FakeArm([None], create_state="Succeeded")
+    blob = FakeBlob([CopyState(exists=True, status="success", copy_id="c1", progress="1/1", size=1)])
+    fakes(arm, blob)
+    events = [e async for e in trigger().run()]
+    assert isinstance(events[0], TaskSuccessEvent)
+    assert blob.deletes == [(UPLOAD_URL, "the connection's credential", "QALab")]
+    assert "upload_left" not in events[0].xcoms["return_value"]
+
+
+async def test_an_upload_the_principal_may_not_delete_stays_and_the_pair_is_done(fakes: Any) -> None:
+    arm = FakeArm([None], create_state="Succeeded")
+    blob = FakeBlob([CopyState(exists=True, status="success", copy_id="c1", progress="1/1", size=1)])
+    left = UploadLeft(
+        lab="QALab",
+        account="qalabstore",
+        blob=PAIR["vhd_blob"],
+        size=3 * 2**30,
+        reason="AuthorizationPermissionMismatch",
+    )
+    blob.delete_outcome = DeleteOutcome("left", left, detail="This request is not authorized")
+    fakes(arm, blob)
+    events = [e async for e in trigger().run()]
+    assert len(events) == 1 and not isinstance(events[0], TaskSuccessEvent), "the worker returns the summary"
+    assert events[0].payload["status"] == "success"
+    result = events[0].payload["summary"]
+    assert result["action"] == "created"
+    assert result["upload_left"] == left.to_dict()
+    assert "sig=" not in json.dumps(result)
+    assert not blob.deleted

@@ -34,6 +34,32 @@ POOL = 20
 
 Stats = Mapping[str, Any]
 
+#: What each ARM read (GET, polls apart) of a distribution-only run is for.
+READ_PURPOSES = {
+    "Labs_Get": "the factory lab's region (plan), and any lab its subscription's listing did not show",
+    "Labs_ListBySubscription": "plan: one page per 50 labs of a subscription holding 3+ labs of labs.json "
+    "(their regions and resource groups)",
+    "CustomImages_List": "one per lab and step: plan (what it holds), verify (what it holds after), "
+    "retention (its versions)",
+    "CustomImages_Get": "one per image created: its LRO's final GET on the resource (azure-core ends a PUT so); "
+    "retries and images the plan saw Failed are read first too",
+    "VirtualMachines_List": "capture: the factory VMs",
+    "Disks_Get": "capture: a candidate VM's OS disk (changed since the last capture?)",
+}
+
+
+def read_note(stats: Stats | None) -> str | None:
+    """Say, operation by operation, what ours' ARM reads were for."""
+    if not stats:
+        return None
+    requests = stats.get("arm", {}).get("requests", {})
+    parts = [
+        f"{op} {requests[op]} ({READ_PURPOSES.get(op, 'other')})"
+        for op in sorted(requests)
+        if op in READ_PURPOSES and requests[op]
+    ]
+    return "ours' ARM reads, by operation: " + "; ".join(parts) + "." if parts else None
+
 
 def _run_digest(run: OursRun) -> dict[str, Any]:
     return {"state": run.state, "seconds": run.seconds, "tasks": run.tasks, "stats": stats_digest(run.stats)}
@@ -171,5 +197,8 @@ def scenario_p1_p3(*, labs: int = 20, images: int = 10, with_ours: bool = True) 
     ours_rerun = runs[1] if len(runs) > 1 else None
     p1.figures = p1_figures(pairs, ours_first, first, first_stats)
     p1.notes += p1_notes(settings)
+    note = read_note(_stats(ours_first))
+    if note:
+        p1.notes.append(note)
     p3.figures = p3_figures((ours_first, ours_rerun), first, second, second_stats)
     return [p1, p3]

@@ -12,10 +12,14 @@ one module per family:
 - P4 scale: plan + dry run for 100 labs x 50 images; DAG parse time with a 1,000-lab labs.json (``bench.scale``).
 - P5 cross-region bytes, 3 regions x 5 labs (``bench.regions``).
 - P8 the Image Factory view's API for 100 labs x 50 ImagePaths, over HTTP (``bench.fleet_view``).
+- P6 scale under Azure's latency and ARM's throttling: a dry run of 1,000 labs x 10 ImagePaths, and a real run
+  on PostgreSQL with pool 50 (``bench.scale_p6``; ``P6-run-2000`` is the 2,000-pair size).
 - P7 bytes copied per night over three nights — the first, a quiet one, one factory VM rebuilt — captures and
   distributions apart, beside the original's re-copy of everything (``bench.nights``).
 
-``quick`` (``make bench``) runs P1 (+P3 from the same stacks) and a scaled-down P2; ``full`` runs all at size.
+Every scenario runs against the Azure-like local Azure (latency + ARM throttling, ``bench.azure_like``) unless
+``BENCH_AZURE=instant``. ``quick`` (``make bench``) runs P1 (+P3 from the same stacks) and a scaled-down P2;
+``full`` runs all at size.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from bench.regions import scenario_p5
 from bench.report import RESULTS_DIR, Outcome, regenerate_results_md, replace_figures, write_result
 from bench.saturation import scenario_p2
 from bench.scale import scenario_p4, scenario_p4_run
+from bench.scale_p6 import scenario_p6, scenario_p6_run
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,12 @@ SCENARIOS: dict[str, tuple[Callable[..., list[Outcome]], str]] = {
     "P5": (scenario_p5, "full"),
     "P7": (scenario_p7, "full"),
     "P8": (scenario_p8, "full"),
+    "P6": (scenario_p6, "full"),
+    "P6-run": (scenario_p6_run, "full"),
+    "P6-run-2000": (lambda **kw: scenario_p6_run(labs=200, images=10, name="P6-run-2000", **kw), "full"),
 }
 QUICK = ("P1", "P2-quick")
-FULL = ("P1", "P2", "P2-postgres", "P2-celery", "P4", "P4-run", "P5", "P7")
+FULL = ("P1", "P2", "P2-postgres", "P2-celery", "P4", "P4-run", "P5", "P6", "P6-run", "P7")
 
 
 def annotate_overheads(name: str, results_dir: Path = RESULTS_DIR, run_dir: Path = RUN_DIR) -> Path:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import worlds
+from bench import azure_like, worlds
 from bench.baseline import BaselineResult, BaselineSettings, DistributeImages, Endpoints
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,8 +22,9 @@ ORIGINAL_COPY_SECONDS = 20.0
 
 
 def world_facts(labs: int, images: int, regions: int, **timings: float) -> dict[str, Any]:
-    """Return what a result file says of its world: sizes, pairs and the emulator's timings."""
-    return {"labs": labs, "images": images, "regions": regions, "pairs": labs * images, **timings}
+    """Return what a result file says of its world: sizes, pairs, the emulator's timings, latency and throttling."""
+    azure = azure_like.describe(azure_like.emulator_config())
+    return {"labs": labs, "images": images, "regions": regions, "pairs": labs * images, **timings, "azure": azure}
 
 
 # -- the local Azure and the baseline -------------------------------------------------------------------------------
@@ -36,6 +37,7 @@ def local_azure(run_dir: Path, world: Mapping[str, Any]) -> Iterator[Any]:
     path = worlds.write_world(run_dir / "world.json", world)
     azure = start_local_azure(world=path, state_dir=run_dir / "azure", log_dir=run_dir / "logs")
     try:
+        azure_like.apply(azure)
         yield azure
     finally:
         azure.stop()

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import memory, worlds
+from bench import azure_like, memory, worlds
 from bench.measure import RUN_DIR, stats_digest
 from bench.overheads import pair_overheads
 from bench.report import Figure, Outcome
@@ -194,7 +194,7 @@ def run_ours(
         run_dir=run_dir,
         world=path,
         config_dir=config_dir,
-        emulator_config=emulator_config,
+        emulator_config={**azure_like.emulator_config(), **(emulator_config or {})},
         extra_env=dict(NO_SCHEDULED_RUNS),
         say=log.info,
         executor=executor,

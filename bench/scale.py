@@ -176,6 +176,29 @@ def p4_figures(shape: tuple[int, int], ours: OursRun | None, would: int | None, 
     ]
 
 
+def dry_run_side(
+    out: Outcome, prefix: str, world: Mapping[str, Any], labs_doc: Mapping[str, Any], **options: Any
+) -> tuple[OursRun | None, int | None]:
+    """Run ours' dry run on PostgreSQL; return the run and the pairs its verify report says it would distribute."""
+    runs = ours_side(
+        out,
+        prefix,
+        world,
+        labs_doc,
+        {"capture": False, "dry_run": True},
+        database="postgres",
+        follow_interval=5.0,
+        **options,
+    )
+    ours = runs[0] if runs else None
+    if ours is None:
+        return None, None
+    out.ours = ours_digest(ours)
+    would = would_distribute(RUN_DIR / f"{prefix}-ours")
+    out.ours["would_distribute"] = would
+    return ours, would
+
+
 def scenario_p4(*, labs: int = 100, images: int = 50, parse_labs: int = 1000, with_ours: bool = True) -> list[Outcome]:
     """P4: plan + dry run for ``labs`` x ``images`` and the DAG's parse time with a ``parse_labs``-lab labs.json."""
     world = worlds.generate_world(labs, images, 1, copy_seconds=2.0, lro_seconds=1.0)
@@ -183,16 +206,7 @@ def scenario_p4(*, labs: int = 100, images: int = 50, parse_labs: int = 1000, wi
     out = Outcome("P4", f"Scale: plan + dry run for {labs} labs x {images} images; DAG parse with {parse_labs} labs")
     out.world = world_facts(labs, images, 1)
     baseline = _baseline_plan(out, world, labs_doc)
-    ours: OursRun | None = None
-    would: int | None = None
-    if with_ours:
-        conf = {"capture": False, "dry_run": True}
-        runs = ours_side(out, "p4", world, labs_doc, conf, database="postgres", follow_interval=5.0)
-        ours = runs[0] if runs else None
-        if ours:
-            out.ours = ours_digest(ours)
-            would = would_distribute(RUN_DIR / "p4-ours")
-            out.ours["would_distribute"] = would
+    ours, would = dry_run_side(out, "p4", world, labs_doc) if with_ours else (None, None)
     parse = dag_parse_seconds(parse_labs)
     out.ours["parse"] = parse
     out.figures = [*p4_figures((labs, images), ours, would, baseline), *parse_figures(parse), *memory_figures(ours)]

@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="record every ARM answer as JSON lines in this folder (default: $LOCAL_AZURE_RECORD_DIR; off if unset)",
     )
+    serve.add_argument("--arm-latency", help="ARM delay per request: MEDIAN_MS or MEDIAN_MS/P99_MS (default none)")
+    serve.add_argument("--storage-latency", help="blob delay per request: MEDIAN_MS or MEDIAN_MS/P99_MS")
+    serve.add_argument("--latency-seed", type=int, default=0, help="seed of the delays (default 0)")
+    serve.add_argument("--throttle", action="store_true", help="answer 429 when ARM's token buckets are empty")
     serve.add_argument("--log-level", default="INFO", help="log level on stderr (default INFO)")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -33,8 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("azure", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from emulator.latency import Latencies, LatencyError, parse_option
     from emulator.server import serve as run_server
 
+    try:
+        latencies = Latencies(parse_option(args.arm_latency), parse_option(args.storage_latency), args.latency_seed)
+    except LatencyError as exc:
+        parser.error(str(exc))
     try:
         return asyncio.run(
             run_server(
@@ -44,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                 blob_port=args.blob_port,
                 out=sys.stdout,
                 record_dir=args.record_dir,
+                latencies=latencies,
+                throttling=args.throttle,
             )
         )
     except WorldError as exc:

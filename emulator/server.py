@@ -20,10 +20,12 @@ from starlette.applications import Starlette
 
 from emulator.arm.app import ArmFrontDoor, build_app
 from emulator.arm.recorder import ResponseRecorder
+from emulator.arm.throttle import Throttle
 from emulator.certs import CertPaths, make_certificates
 from emulator.entra import Entra
 from emulator.faults import FaultRules
 from emulator.https import QuietServer, start_https, wait_started
+from emulator.latency import Latencies
 from emulator.storage import StorageEmulator
 from emulator.vhd import make_disk
 from emulator.world import DISK_ACCOUNT, DISK_CONTAINER, World, disk_blob_name, disk_seed, load_world
@@ -127,12 +129,17 @@ async def serve(
     out: TextIO,
     stop: asyncio.Event | None = None,
     record_dir: Path | None = None,
+    latencies: Latencies | None = None,
+    throttling: bool = False,
 ) -> int:
     """Run the local Azure until SIGTERM/SIGINT (or ``stop``); print the ready line to ``out``.
 
     ``record_dir`` (default: ``LOCAL_AZURE_RECORD_DIR``; off when neither is set) records every ARM answer.
+    ``latencies`` delays ARM and storage requests; ``throttling`` turns ARM's 429s on (both changeable later
+    through ``POST /_emulator/config``).
     """
     started = time.monotonic()
+    latencies = latencies or Latencies()
     world = load_world(world_path)
     stop = stop or asyncio.Event()
     with _state_folder(state_dir) as state, _stop_on_signals(stop):
@@ -145,6 +152,7 @@ async def serve(
             faults=FaultRules(),
             blob_port=blob_port,
             copy_seconds=world.settings.copy_seconds,
+            latencies=latencies,
         )
         server: QuietServer | None = None
         task: asyncio.Task[None] | None = None
@@ -154,7 +162,15 @@ async def serve(
             await storage.start()
             disks = await write_disks(world, storage)
             entra = Entra(world)
-            app, front = build_app(world, entra, storage, storage.faults, recorder)
+            app, front = build_app(
+                world,
+                entra,
+                storage,
+                storage.faults,
+                recorder,
+                latencies=latencies,
+                throttle=Throttle(enabled=throttling),
+            )
             server, task, port = await start_arm(app, certs, arm_port)
             arm_url = f"https://127.0.0.1:{port}"
             storage.use_entra(entra, arm_url)

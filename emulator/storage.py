@@ -31,6 +31,7 @@ from emulator.certs import CertPaths
 from emulator.entra import Entra
 from emulator.faults import FaultRules
 from emulator.https import QuietServer, start_https, wait_started
+from emulator.latency import Delayed, Latencies
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,9 @@ class StorageEmulator:
         blob_port: int = 0,
         copy_seconds: float = 2.0,
         copy_bandwidth: float | None = None,
+        latencies: Latencies | None = None,
     ) -> None:
-        """Prepare the emulator; ``accounts`` maps account names to base64 keys."""
+        """Prepare the emulator; ``accounts`` maps account names to base64 keys; ``latencies`` delays requests."""
         self.state_dir = state_dir
         self.accounts = dict(accounts)
         self.certs = certs
@@ -82,6 +84,7 @@ class StorageEmulator:
         self.blob_port = blob_port
         self._copy_seconds = copy_seconds
         self._copy_bandwidth = copy_bandwidth
+        self.latencies = latencies or Latencies()
         self.azurite = AzuriteProcess(location=state_dir / "azurite", accounts=self.accounts, ca_pem=certs.ca_pem)
         self.proxy: BlobProxy | None = None
         self._server: QuietServer | None = None
@@ -106,7 +109,7 @@ class StorageEmulator:
                 copy_bandwidth=self._copy_bandwidth,
             )
             self._server, self._serve_task, self._port = start_https(
-                self.proxy,
+                Delayed(self.proxy, self._storage_delay),
                 self.certs,
                 self.blob_port,
                 http=tracking_protocol(self.proxy.connections),
@@ -117,6 +120,9 @@ class StorageEmulator:
             await self.stop()
             raise
         log.info("Blob endpoint %s (Azurite pid %s)", self.blob_endpoint, self.azurite.pid)
+
+    async def _storage_delay(self) -> None:
+        await self.latencies.wait("storage")
 
     async def stop(self) -> None:
         """Stop the proxy and Azurite (by pid, no orphan); idempotent."""

@@ -17,14 +17,16 @@ from starlette.types import Receive, Scope, Send
 from emulator.arm.auth import Authorizer
 from emulator.arm.compute import Compute
 from emulator.arm.control import Control
-from emulator.arm.core import ArmRoute, Call, FaultsApi, RateLimits, Services, StorageApi
+from emulator.arm.core import ArmRoute, Call, FaultsApi, Services, StorageApi
 from emulator.arm.deployments import Deployments
 from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError
 from emulator.arm.lro import LroManager
 from emulator.arm.recorder import ResponseRecorder
+from emulator.arm.throttle import Throttle
 from emulator.arm.world_changes import WorldChanges
 from emulator.entra import Entra
+from emulator.latency import Latencies
 from emulator.world import World
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,9 @@ class ArmFrontDoor:
         compute: Compute,
         deployments: Deployments,
         recorder: ResponseRecorder | None = None,
+        *,
+        latencies: Latencies | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.services = services
         self.dtl = dtl
@@ -82,7 +87,8 @@ class ArmFrontDoor:
         self.deployments = deployments
         #: Appends every answer to a JSON-lines file when recording is on (tests check them against the spec).
         self.recorder = recorder
-        self.rate_limits = RateLimits()
+        self.latencies = latencies or Latencies()
+        self.throttle = throttle or Throttle()
         routes = [
             *dtl.routes(),
             *compute.routes(),
@@ -175,6 +181,8 @@ class ArmFrontDoor:
         correlation = request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
         subscription = ""
         operation = ""
+        limits: dict[str, str] = {}
+        await self.latencies.wait("arm")
         try:
             route, params = self._match(request)
             operation = route.operation
@@ -186,6 +194,7 @@ class ArmFrontDoor:
                 copies_pending=self.services.storage.pending_copies(),
             )
             principal = self.services.authorizer.authenticate(request)
+            limits = self._admit(subscription, principal.name, request.method)
             api_version = self._api_version(request, route)
             faulted = await self._fault(route, request, subscription)
             if faulted is not None:
@@ -204,9 +213,8 @@ class ArmFrontDoor:
         response.headers["x-ms-request-id"] = request_id
         response.headers["x-ms-correlation-request-id"] = correlation
         response.headers["x-ms-routing-request-id"] = f"LOCAL:{request_id}"
-        if subscription:
-            for key, value in self.rate_limits.headers(subscription, request.method).items():
-                response.headers[key] = value
+        for key, value in limits.items():
+            response.headers[key] = value
         if self.recorder is not None and operation and not isinstance(response, ResetResponse):
             self.recorder.record(
                 response,
@@ -217,6 +225,16 @@ class ArmFrontDoor:
                 lro_of=getattr(request.state, "lro_of", None),
             )
         return response
+
+    def _admit(self, subscription: str, principal: str, method: str) -> dict[str, str]:
+        """Take a token of the principal's bucket (a 429 when throttling refuses); return the rate-limit headers."""
+        if not subscription:
+            return {}
+        try:
+            return self.throttle.admit(subscription, principal, method)
+        except ArmError:
+            self.services.stats.throttled += 1
+            raise
 
     # -- LRO polling -------------------------------------------------------------------------------
 
@@ -246,6 +264,9 @@ def build_app(
     storage: StorageApi,
     faults: FaultsApi | None,
     recorder: ResponseRecorder | None = None,
+    *,
+    latencies: Latencies | None = None,
+    throttle: Throttle | None = None,
 ) -> tuple[Starlette, ArmFrontDoor]:
     """Assemble Entra ID, the control API and ARM into one Starlette app (``recorder``: record ARM's answers)."""
     services = Services(
@@ -257,7 +278,9 @@ def build_app(
     )
     dtl = DevTestLabs(services)
     compute = Compute(services, dtl)
-    front = ArmFrontDoor(services, dtl, compute, Deployments(services, dtl), recorder)
+    front = ArmFrontDoor(
+        services, dtl, compute, Deployments(services, dtl), recorder, latencies=latencies, throttle=throttle
+    )
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _HideInjectedResets) for f in uvicorn_log.filters):
         uvicorn_log.addFilter(_HideInjectedResets())

@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from emulator import latency
+from emulator.arm import throttle
 from emulator.world import SETTING_KEYS, WorldError
 
 if TYPE_CHECKING:
@@ -78,6 +80,8 @@ class Control:
             "lros_finished": services.lro.finished,
             "lros_in_progress": services.lro.in_progress(),
             "throttled": stats.throttled,
+            "throttling": self.front.throttle.stats(),
+            "latency": self.front.latencies.stats(),
             "early_retries": services.faults.early_retries("arm") if services.faults is not None else 0,
         }
 
@@ -99,6 +103,8 @@ class Control:
             return refused
         services = self.front.services
         services.stats.reset()
+        self.front.throttle.reset_stats()
+        self.front.latencies.reset_stats()
         services.lro.started = services.lro.in_progress()
         services.lro.finished = 0
         self.entra.tokens_issued = 0
@@ -165,14 +171,30 @@ class Control:
         if not isinstance(body, dict):
             return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
         settings = self.front.services.world.settings
+        slowness = {k: v for k, v in body.items() if k in latency.CONFIG_KEYS | throttle.CONFIG_KEYS}
         try:
-            settings.update(body)
-        except WorldError as exc:
+            self._check_slowness(slowness)
+            settings.update({k: v for k, v in body.items() if k not in slowness})
+            self.front.latencies.update(slowness)
+            self.front.throttle.configure(slowness)
+        except (WorldError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         if "copy_seconds" in body and hasattr(self.storage, "configure"):
             await _maybe_await(self.storage.configure(copy_seconds=settings.copy_seconds))
         log.info("settings changed: %s", body)
-        return JSONResponse({key: getattr(settings, key) for key in SETTING_KEYS})
+        return JSONResponse(
+            {
+                **{key: getattr(settings, key) for key in SETTING_KEYS},
+                **self.front.latencies.settings(),
+                **self.front.throttle.settings(),
+            }
+        )
+
+    @staticmethod
+    def _check_slowness(values: dict[str, Any]) -> None:
+        """Refuse bad latency/throttling values before anything is applied."""
+        latency.Latencies().update(values)
+        throttle.Throttle().configure(values)
 
     def routes(self) -> list[BaseRoute]:
         """Return the control API routes (mounted under ``/_emulator``)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -115,29 +114,6 @@ class ArmStats:
         self.requests.clear()
         self.while_copies_pending.clear()
         self.reads = self.writes = self.actions = self.lro_polls = self.throttled = 0
-
-
-class RateLimits:
-    """ARM's per-subscription remaining-request counters (reset each hour like ARM's buckets)."""
-
-    READS = 12000
-    WRITES = 1200
-
-    def __init__(self) -> None:
-        self._window = int(time.time() // 3600)
-        self._used: Counter[tuple[str, str]] = Counter()
-
-    def headers(self, subscription: str, method: str) -> dict[str, str]:
-        """Consume one request and return the ``x-ms-ratelimit-remaining-*`` header."""
-        window = int(time.time() // 3600)
-        if window != self._window:
-            self._window = window
-            self._used.clear()
-        kind = "reads" if method == "GET" else "writes"
-        self._used[(subscription, kind)] += 1
-        limit = self.READS if kind == "reads" else self.WRITES
-        remaining = max(0, limit - self._used[(subscription, kind)])
-        return {f"x-ms-ratelimit-remaining-subscription-{kind}": str(remaining)}
 
 
 @dataclass

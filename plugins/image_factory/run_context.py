@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from image_factory import versions
+from image_factory import pacing, versions
 from image_factory.configuration import Configuration, load_configuration
 from image_factory.models import LabRef
 from image_factory.settings import DEFAULT_POLL_SECONDS, config_dir
@@ -150,12 +150,14 @@ class RunContext:
         """Return the DevTest Labs hook on the factory's ARM connection."""
         from image_factory.hooks.devtestlabs import DevTestLabsHook  # noqa: PLC0415 - light DAG parsing
 
+        pacing.configure(self.config.factory.arm_budget)
         return DevTestLabsHook(arm_conn_id=self.config.factory.arm_conn_id)
 
     def compute(self) -> FactoryComputeHook:
         """Return the Compute hook on the factory's ARM connection (the factory VMs' managed disks)."""
         from image_factory.hooks.compute import FactoryComputeHook  # noqa: PLC0415 - light DAG parsing
 
+        pacing.configure(self.config.factory.arm_budget)
         return FactoryComputeHook(azure_conn_id=self.config.factory.arm_conn_id)
 
     def storage(self) -> FactoryStorageHook:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from image_factory import imagepaths, naming, uploads_left
+from image_factory import imagepaths, inventories, naming, uploads_left
 from image_factory.capture_rules import CaptureDecision, decide_captures, select_candidates, source_of
 from image_factory.catalogue import Catalogue, build_catalogue
 from image_factory.configuration import Configuration
@@ -144,15 +144,10 @@ def list_capture_jobs(run: RunContext) -> list[dict[str, Any]]:
 
 
 def take_inventories(run: RunContext, labs: Sequence[LabRef], *, locate: bool = True) -> dict[str, LabInventory]:
-    """Inventory every lab once (one lab read + one custom image list each; ``locate=False``: the list alone)."""
-    hook = run.devtestlabs()
-    inventories: dict[str, LabInventory] = {}
-    for lab in labs:
-        inventory = hook.inventory(lab, locate=locate)
-        if inventory.status != "ok":
-            log.warning("Lab %s: %s (%s)", lab.lab_name, inventory.status, inventory.message)
-        inventories[lab.key] = inventory
-    return inventories
+    """Inventory every lab once, ``ArmBudget.Concurrency`` at a time and paced (``image_factory.inventories``)."""
+    return inventories.take_inventories(
+        run.devtestlabs(), labs, locate=locate, concurrency=run.config.factory.arm_budget.concurrency
+    )
 
 
 def make_plan(run: RunContext) -> Plan:

@@ -50,6 +50,7 @@ def test_invalid_fault_rule_is_400(faults: dict[str, Any]) -> None:
 
 
 def test_arm_headers_on_every_response(local_azure: dict[str, Any]) -> None:
+    control_post(local_azure, "/config", {"throttling": False})  # refills the buckets the header reports on
     client = dtl_client(local_azure)
     response = client.labs.get("rg-dev", "DevLab", cls=lambda pipeline, body, headers: pipeline.http_response)
     assert response.headers["x-ms-request-id"]

@@ -55,6 +55,7 @@ class FakeArm:
 
     images: dict[str, tuple[LabImage, ...]] = field(default_factory=dict)
     inventoried: list[str] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)
     #: The factory lab's VMs.
     vms: list[FactoryVm] = field(default_factory=list)
 
@@ -67,7 +68,11 @@ class FakeArm:
     def get_lab(self, subscription_id: str, resource_group: str, lab_name: str) -> Any:
         return SimpleNamespace(location="westeurope")
 
-    def inventory(self, lab: LabRef, *, locate: bool = True) -> LabInventory:
+    def list_labs(self, subscription_id: str) -> list[Any]:
+        self.listed.append(subscription_id)
+        return []  # nothing listed: each lab is read alone
+
+    def inventory(self, lab: LabRef, *, locate: bool = True, found: Any = None) -> LabInventory:
         self.inventoried.append(lab.lab_name)
         if lab.lab_name in self.unreadable:
             status, message = self.unreadable[lab.lab_name]

@@ -20,6 +20,7 @@ from image_factory.configuration.reader import MAX_SETTINGS_BYTES, file_or_found
 from image_factory.configuration.scanner import JsonPath
 from image_factory.configuration.schema import FACTORY_SCHEMA, canonical_keys, check_schema
 from image_factory.exceptions import ConfigurationError
+from image_factory.pacing import ArmBudget
 from image_factory.settings import config_dir
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,22 @@ class FactorySettings:
     adopt_powershell_images: bool = False
     #: The fleet view's freshness target: a lab's newest version older than this many days is stale (0: none).
     freshness_days: int = 0
+    arm_reads_per_second: int = 20
+    arm_writes_per_second: int = 8
+    arm_deletes_per_second: int = 8
+    arm_burst: int = 100
+    arm_concurrency: int = 8
+
+    @property
+    def arm_budget(self) -> ArmBudget:
+        """``ArmBudget``: the ARM requests per second the factory allows itself, and its concurrent lab reads."""
+        return ArmBudget(
+            reads_per_second=self.arm_reads_per_second,
+            writes_per_second=self.arm_writes_per_second,
+            deletes_per_second=self.arm_deletes_per_second,
+            burst=self.arm_burst,
+            concurrency=self.arm_concurrency,
+        )
 
 
 #: factory.json paths → FactorySettings fields.
@@ -71,6 +88,11 @@ FACTORY_FIELDS: dict[JsonPath, str] = {
     ("DiskAccessSeconds",): "disk_access_seconds",
     ("AdoptPowerShellImages",): "adopt_powershell_images",
     ("FreshnessDays",): "freshness_days",
+    ("ArmBudget", "ReadsPerSecond"): "arm_reads_per_second",
+    ("ArmBudget", "WritesPerSecond"): "arm_writes_per_second",
+    ("ArmBudget", "DeletesPerSecond"): "arm_deletes_per_second",
+    ("ArmBudget", "Burst"): "arm_burst",
+    ("ArmBudget", "Concurrency"): "arm_concurrency",
 }
 
 

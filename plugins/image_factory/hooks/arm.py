@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -98,6 +99,7 @@ class ArmClients(Generic[ClientT]):
         self._read_connection = read_connection
         self._options = options
         self._clients: dict[str, ClientT] = {}
+        self._lock = threading.Lock()  # plan and verify read labs from several threads
 
     @cached_property
     def settings(self) -> ArmSettings:
@@ -112,11 +114,12 @@ class ArmClients(Generic[ClientT]):
     def client(self, subscription_id: str) -> ClientT:
         """Return the client for ``subscription_id`` (cached per subscription, any casing)."""
         key = subscription_id.lower()
-        if key not in self._clients:
-            self._clients[key] = self._make(
-                self.credential, subscription_id, **self._options, **self.settings.client_kwargs()
-            )
-        return self._clients[key]
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._make(
+                    self.credential, subscription_id, **self._options, **self.settings.client_kwargs()
+                )
+            return self._clients[key]
 
     def fail(self, exc: HttpResponseError, action: str, scope: str) -> AzureRequestError:
         """Translate a refused call made with these clients (names the connection's principal)."""

@@ -20,13 +20,16 @@ from azure.core.pipeline.policies import AsyncRetryPolicy, RetryPolicy
 from azure.identity import ClientSecretCredential
 from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
 
+from image_factory.hooks.arm_pacing import ArmPacingPolicy, AsyncArmPacingPolicy
+
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.credentials_async import AsyncTokenCredential
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 
-#: Retries for ARM calls: throttling (429) and transient 5xx, honouring ``Retry-After``.
+#: Retries for ARM calls: throttling (429) and transient 5xx; azure-core's retry policy waits what ``Retry-After``
+#: says when the answer has one (ARM's 429s do), else backs off exponentially.
 RETRY_TOTAL = 6
 RETRY_BACKOFF_FACTOR = 1.0
 RETRY_BACKOFF_MAX = 60
@@ -70,12 +73,12 @@ class ArmSettings:
         return self.client_id or "the ambient managed/workload identity"
 
     def client_kwargs(self) -> dict[str, Any]:
-        """Return keyword arguments for an Azure management client: endpoint, CA bundle, retries."""
-        return self._client_kwargs(RetryPolicy)
+        """Return keyword arguments for an Azure management client: endpoint, CA bundle, retries, pacing."""
+        return {**self._client_kwargs(RetryPolicy), "per_retry_policies": [ArmPacingPolicy()]}
 
     def async_client_kwargs(self) -> dict[str, Any]:
         """Return keyword arguments for an async Azure management client."""
-        return self._client_kwargs(AsyncRetryPolicy)
+        return {**self._client_kwargs(AsyncRetryPolicy), "per_retry_policies": [AsyncArmPacingPolicy()]}
 
     def _client_kwargs(self, policy: type[RetryPolicy] | type[AsyncRetryPolicy]) -> dict[str, Any]:
         return {

@@ -106,17 +106,25 @@ class DevTestLabsHook(AzureBaseHook):
             return self.get_lab(lab.subscription_id, lab.resource_group, lab.lab_name)
         return self.find_lab(lab.subscription_id, lab.lab_name)
 
-    def inventory(self, lab: LabRef, *, locate: bool = True) -> LabInventory:
+    def list_labs(self, subscription_id: str) -> list[Lab]:
+        """List every lab of a subscription the principal can read (one paged list)."""
+        try:
+            return list(self.client(subscription_id).labs.list_by_subscription())
+        except HttpResponseError as exc:
+            raise self._fail(exc, "list the labs of the subscription", f"subscription {subscription_id}") from exc
+
+    def inventory(self, lab: LabRef, *, locate: bool = True, found: Lab | None = None) -> LabInventory:
         """Return one lab's state: one lab read (or list) plus ONE custom image list; never raises for Azure.
 
         ``locate=False`` (verify, retention: they need the images, not the region) skips the lab read when labs.json
         names the resource group: the image list alone answers, and a missing lab still reads as ``not_found``.
+        ``found``: the lab as a subscription's listing returned it (no lab read then).
         """
         try:
             if not locate and lab.resource_group:
                 images = self.list_custom_images(lab.subscription_id, lab.resource_group, lab.lab_name)
                 return LabInventory(lab=lab, status="ok", resource_group=lab.resource_group, images=tuple(images))
-            found = self.lab_for(lab)
+            found = found or self.lab_for(lab)
             resource_group = resource_group_of(str(found.id)) or lab.resource_group or ""
             images = self.list_custom_images(lab.subscription_id, resource_group, str(found.name))
         except LabNotFoundError as exc:

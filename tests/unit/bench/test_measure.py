@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.baseline import BaselineResult, JobOutcome
 from bench.measure import (
     arm_count,
@@ -58,15 +60,28 @@ def test_baseline_timings_scale_with_the_copy_time() -> None:
     }
 
 
-def test_world_facts_and_makespan() -> None:
+def test_world_facts_and_makespan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BENCH_AZURE", raising=False)
     assert world_facts(3, 2, 1, copy_seconds=2.0) == {
         "labs": 3,
         "images": 2,
         "regions": 1,
         "pairs": 6,
         "copy_seconds": 2.0,
+        "azure": "ARM 100 ms median (p99 400), storage 20 ms median (p99 60), ARM throttling on",
     }
     result = BaselineResult(started=0.0)
     assert makespan(result) == 0.0
     result.jobs = [JobOutcome("a", "l", started=10.0, finished=20.0), JobOutcome("b", "l", started=12.0, finished=31.5)]
     assert makespan(result) == 21.5
+
+
+def test_benchmarks_run_against_an_azure_like_local_azure_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import azure_like
+
+    monkeypatch.delenv("BENCH_AZURE", raising=False)
+    assert azure_like.emulator_config()["throttling"] is True
+    assert azure_like.emulator_config()["arm_latency"] == {"median_ms": 100, "p99_ms": 400}
+    monkeypatch.setenv("BENCH_AZURE", "instant")
+    assert azure_like.emulator_config() == azure_like.INSTANT
+    assert azure_like.describe(azure_like.INSTANT) == "instant (no latency), ARM throttling off"

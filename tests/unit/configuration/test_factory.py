@@ -97,6 +97,8 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "Connections": {"Arm": "arm2", "FactoryStorage": "st2"},
         "Timeouts": {"CopyMinutes": 30, "ImageMinutes": 20}, "ReadSasHours": 2, "DiskAccessSeconds": 1800.0,
         "AdoptPowerShellImages": True, "FreshnessDays": 14,
+        "ArmBudget": {"ReadsPerSecond": 15, "WritesPerSecond": 5, "DeletesPerSecond": 4, "Burst": 50,
+                      "Concurrency": 3},
     }  # fmt: skip
     (cfg / "factory.json").write_text(json.dumps(doc), encoding="utf-8")
     settings = load_factory_settings(cfg)
@@ -117,7 +119,13 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "disk_access_seconds": 1800,
         "adopt_powershell_images": True,
         "freshness_days": 14,
+        "arm_reads_per_second": 15,
+        "arm_writes_per_second": 5,
+        "arm_deletes_per_second": 4,
+        "arm_burst": 50,
+        "arm_concurrency": 3,
     }
+    assert settings.arm_budget.rate("writes") == 5 and settings.arm_budget.concurrency == 3
     assert isinstance(settings.disk_access_seconds, int)
 
 

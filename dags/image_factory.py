@@ -37,6 +37,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from image_factory import settings, tasks
 from image_factory.configuration import parse_time_settings
+from image_factory.notifications.send import FailedRunNotifier, collect_failures
+from image_factory.notifications.settings import NotificationSettings
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
 from image_factory.retention import steps as retirement
@@ -56,6 +58,8 @@ with DAG(
     max_active_runs=1,
     tags=list(settings.TAGS),
     doc_md=__doc__,
+    # One message per failed run (factory.json Notifications: SmtpNotifier by default, any notifier by class path).
+    on_failure_callback=FailedRunNotifier(NotificationSettings.from_document(FACTORY.notifications)),
     default_args={
         "owner": settings.OWNER,
         "retries": 3,
@@ -213,9 +217,11 @@ with DAG(
     cleaned >> verify() >> retire
 
     @task(trigger_rule="one_failed", retries=0)
-    def outcome() -> None:
+    def outcome(**context: Any) -> None:
         """Fail the run when any task failed: verify and retire run anyway, so a failure is not always a leaf."""
-        raise AirflowFailException("a task of this run failed: see its log and verify's report")
+        failed = collect_failures(context)  # named for the run's failure notification
+        names = ", ".join(f"{t.task_id}" + (f" [{t.label}]" if t.label else "") for t in failed) or "see the Grid view"
+        raise AirflowFailException(f"a task of this run failed ({names}): see its log and verify's report")
 
     # Downstream of every task: runs (and fails the run) only if one of them failed; skipped otherwise.
     watcher = outcome()

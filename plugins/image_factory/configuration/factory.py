@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from image_factory.configuration.reader import MAX_SETTINGS_BYTES, file_or_found
 from image_factory.configuration.scanner import JsonPath
 from image_factory.configuration.schema import FACTORY_SCHEMA, canonical_keys, check_schema
 from image_factory.exceptions import ConfigurationError
+from image_factory.notifications.settings import notification_problems
 from image_factory.settings import config_dir
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ class FactorySettings:
     read_sas_hours: int = 4
     disk_access_seconds: int = 36000
     adopt_powershell_images: bool = False
+    #: The ``Notifications`` object as written (read by ``image_factory.notifications.settings``); None: absent.
+    notifications: Mapping[str, Any] | None = None
 
 
 #: factory.json paths → FactorySettings fields.
@@ -68,6 +72,7 @@ FACTORY_FIELDS: dict[JsonPath, str] = {
     ("ReadSasHours",): "read_sas_hours",
     ("DiskAccessSeconds",): "disk_access_seconds",
     ("AdoptPowerShellImages",): "adopt_powershell_images",
+    ("Notifications",): "notifications",
 }
 
 
@@ -111,6 +116,10 @@ def check_factory(factory_file: Path) -> tuple[Collector, FactorySettings | None
     if isinstance(schedule, str) and not _valid_cron(schedule):
         col.add(("Schedule",), f"{schedule!r} is not a valid five-field cron expression (e.g. '0 2 * * *')")
     if not schema_ok or col.errors:
+        return col, None
+    for path, message in notification_problems(doc.get("Notifications")):
+        col.add(path, message)
+    if col.errors:
         return col, None
     settings = _settings_from_doc(doc)
     _check_access_outlives_copies(col, settings)

@@ -35,7 +35,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from image_factory import settings, tasks
+from image_factory import assets, settings, tasks
 from image_factory.configuration import parse_time_settings
 from image_factory.notifications.send import FailedRunNotifier, collect_failures
 from image_factory.notifications.settings import NotificationSettings
@@ -213,8 +213,16 @@ with DAG(
 
         deleted >> report()
 
+    # all_done: a version that reached some labs is announced even when another lab failed (its extra says which).
+    @task(trigger_rule="all_done", outlets=[assets.IMAGES])
+    def announce(**context: Any) -> list[dict[str, Any]]:
+        """Add an asset event per ImagePath whose new version this run distributed (version, labs, size, digest)."""
+        return assets.announce(RunContext.current(), context["outlet_events"])
+
     checked >> capture >> pairs
-    cleaned >> verify() >> retire
+    checked_labs = cleaned >> verify()
+    checked_labs >> retire
+    checked_labs >> announce()
 
     @task(trigger_rule="one_failed", retries=0)
     def outcome(**context: Any) -> None:

@@ -20,6 +20,8 @@ from image_factory.catalogue import Catalogue, build_catalogue
 from image_factory.configuration import Configuration
 from image_factory.exceptions import ConfigurationError, ImageFactoryError
 from image_factory.fanout import fanout_waves
+from image_factory.fleet.model import behind_labs, build_fleet, stale_labs
+from image_factory.fleet.snapshot import FLEET_XCOM_KEY, build_snapshot
 from image_factory.models import LabInventory, LabRef, Pair, Plan
 from image_factory.planner import plan
 from image_factory.redact import mask
@@ -252,13 +254,13 @@ def capture_summary(run: RunContext) -> dict[str, str]:
     return dict(run.xcom().xcom_pull(task_ids=CAPTURE_JOBS_TASK_ID, key=CAPTURE_SUMMARY_XCOM_KEY) or {})
 
 
-def _verify_document(run: RunContext, result: Plan) -> dict[str, Any]:
+def _verify_document(run: RunContext, result: Plan, inventories: Mapping[str, LabInventory]) -> dict[str, Any]:
     labs = run.selected_labs()
     capture = capture_summary(run)
     log.info(
         "Capture:%s", "".join(f"\n  {path}: {text}" for path, text in sorted(capture.items())) or " nothing this run"
     )
-    matrix = build_matrix(labs, result.expected, take_inventories(run, labs, locate=False))
+    matrix = build_matrix(labs, result.expected, inventories)
     matrix_text = matrix.render()
     document: dict[str, Any] = {
         "run_id": run.run_id,
@@ -282,24 +284,57 @@ def _verify_document(run: RunContext, result: Plan) -> dict[str, Any]:
     return document
 
 
+def fleet_snapshot(run: RunContext, inventories: Mapping[str, LabInventory], problems: Sequence[str]) -> dict[str, Any]:
+    """Return the fleet snapshot of this verify (what the labs hold, the catalogue, this run's pairs)."""
+    try:
+        catalogue = read_catalogue(run)
+    except Exception as exc:  # the view's data never fails verify
+        log.warning("Fleet snapshot without the catalogue: it could not be read (%s)", exc)
+        catalogue = Catalogue()
+    return build_snapshot(
+        run_id=run.run_id,
+        day=run.day,
+        dry_run=run.params.dry_run,
+        all_labs=run.config.labs,
+        inventories=inventories,
+        inventoried=run.selected_labs(),
+        catalogue=catalogue,
+        golden_images=run.config.golden_images,
+        waves=[list(run.xcom().xcom_pull(task_ids=PLAN_TASK_ID) or ()), regional_pairs(run)],
+        problems=problems,
+        freshness_days=run.config.factory.freshness_days,
+    )
+
+
 def verify(run: RunContext) -> dict[str, Any]:
-    """Re-inventory the labs, compare with the plan's expectations, write the report; raise on problems."""
+    """Re-inventory the labs, compare with the plan's expectations, write the report; raise on problems.
+
+    Before it may raise, hands the fleet view its snapshot (XCom key ``fleet``), so a failed night shows too.
+    """
     result = planned(run)
     if result is None:
         raise ImageFactoryError("verify found no plan: the plan task failed or did not run; see its log")
-    document = _verify_document(run, result)
+    labs = run.selected_labs()
+    inventories = take_inventories(run, labs, locate=False)
+    document = _verify_document(run, result, inventories)
     path = write_report(document, run.day, run.run_id)
     log.info("Report written to %s", path)
     problems = document["problems"]
+    snapshot = fleet_snapshot(run, inventories, problems)
+    run.xcom().xcom_push(key=FLEET_XCOM_KEY, value=snapshot)
     if problems:
         raise ImageFactoryError(
             "Some labs cannot be read or miss images they should have:" + "".join(f"\n  - {p}" for p in problems)
         )
+    fleet = build_fleet([snapshot])
     return {
         "dry_run": run.params.dry_run,
         "expected": len(result.expected),
         "would_distribute": len(result.pairs) if run.params.dry_run else 0,
         "report": str(path),
+        # Of the labs this run read: those behind the catalogue (or missing an image) and those stale.
+        "behind_labs": [row.name for row in behind_labs(fleet) if row.status != "unknown"],
+        "stale_labs": [row.name for row in stale_labs(fleet)],
     }
 
 

@@ -51,6 +51,8 @@ class FactorySettings:
     read_sas_hours: int = 4
     disk_access_seconds: int = 36000
     adopt_powershell_images: bool = False
+    #: The fleet view's freshness target: a lab's newest version older than this many days is stale (0: none).
+    freshness_days: int = 0
     #: The ``Notifications`` object as written (read by ``image_factory.notifications.settings``); None: absent.
     notifications: Mapping[str, Any] | None = None
 
@@ -72,6 +74,7 @@ FACTORY_FIELDS: dict[JsonPath, str] = {
     ("ReadSasHours",): "read_sas_hours",
     ("DiskAccessSeconds",): "disk_access_seconds",
     ("AdoptPowerShellImages",): "adopt_powershell_images",
+    ("FreshnessDays",): "freshness_days",
     ("Notifications",): "notifications",
 }
 

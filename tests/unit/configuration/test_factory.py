@@ -96,7 +96,8 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "MaxConcurrentJobs": 7, "ImagesToSave": 5, "Schedule": "@daily", "Pool": "p.1", "Container": "c-1",
         "Connections": {"Arm": "arm2", "FactoryStorage": "st2"},
         "Timeouts": {"CopyMinutes": 30, "ImageMinutes": 20}, "ReadSasHours": 2, "DiskAccessSeconds": 1800.0,
-        "AdoptPowerShellImages": True, "Notifications": {"Arguments": {"to": "ops@example.com"}},
+        "AdoptPowerShellImages": True, "FreshnessDays": 14,
+        "Notifications": {"Arguments": {"to": "ops@example.com"}},
     }  # fmt: skip
     (cfg / "factory.json").write_text(json.dumps(doc), encoding="utf-8")
     settings = load_factory_settings(cfg)
@@ -117,6 +118,7 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "disk_access_seconds": 1800,
         "notifications": {"Arguments": {"to": "ops@example.com"}},
         "adopt_powershell_images": True,
+        "freshness_days": 14,
     }
     assert isinstance(settings.disk_access_seconds, int)
 

@@ -37,6 +37,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from image_factory import assets, settings, tasks
 from image_factory.configuration import parse_time_settings
+from image_factory.notifications.fleet_alerts import notify_labs
 from image_factory.notifications.send import FailedRunNotifier, collect_failures
 from image_factory.notifications.settings import NotificationSettings
 from image_factory.operators.capture import CaptureVmOperator
@@ -219,10 +220,17 @@ with DAG(
         """Add an asset event per ImagePath whose new version this run distributed (version, labs, size, digest)."""
         return assets.announce(RunContext.current(), context["outlet_events"])
 
+    # all_done: a night that left labs behind is exactly when people must be told.
+    @task(task_id="notify_labs", trigger_rule="all_done", retries=1)
+    def labs_alert(**context: Any) -> dict[str, Any]:
+        """Tell people once (factory.json Notifications) when labs became stale or behind in verify's fleet."""
+        return notify_labs(RunContext.current(), context)
+
     checked >> capture >> pairs
     checked_labs = cleaned >> verify()
     checked_labs >> retire
     checked_labs >> announce()
+    checked_labs >> labs_alert()
 
     @task(trigger_rule="one_failed", retries=0)
     def outcome(**context: Any) -> None:

@@ -20,6 +20,10 @@ Captures golden image VMs of the factory DevTest Lab into a VHD catalogue and di
    outcomes.
    Param `retire` (default on); `clean_factory` (default off) also deletes captured and failed factory VMs.
    Honours `dry_run`, `labs` and `image_paths`.
+7. **announce** — an asset event on `image_factory/<ImagePath>` (alias `image_factory_images`) per version this
+   run distributed (extra: version, labs done and failed, size, footer digest); **notify_labs** — one message
+   (factory.json `Notifications`) when labs became stale or behind. A failed run is told once too
+   (`on_failure_callback`), naming its failed tasks and labs.
 
 A capture's version is the run's day, the UTC date of its logical date (or of `run_after` for runs without one),
 or `<day>.2`, `<day>.3`… for a same-day rebuild. An unchanged VM is never captured again, so a re-run, or a quiet

@@ -78,8 +78,11 @@ def _labels(ti: Any) -> dict[str, list[str]]:
         "capture.capture_vm": [
             str(j.get("vm_name", "")) if isinstance(j, Mapping) else "" for j in pulled("capture.list_factory_vms")
         ],
+        # Only a lab's custom image names a lab ("<lab> / <image>"); catalogue versions and factory VMs do not.
         "retire.delete": [
-            f"{d.get('where', '?')} / {d.get('name', '?')}" if isinstance(d, Mapping) else ""
+            f"{d.get('where')}{' / ' if d.get('kind') == 'custom_image' else ': '}{d.get('name')}"
+            if isinstance(d, Mapping)
+            else ""
             for d in pulled("retire.decide")
         ],
     }

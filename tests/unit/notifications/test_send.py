@@ -114,3 +114,45 @@ def test_a_class_that_is_not_a_notifier_is_refused() -> None:
     assert settings is not None
     with pytest.raises(TypeError, match="not an Airflow notifier"):
         make_notifier(settings, fleet_message("image_factory", []))
+
+
+class OutcomeTi:
+    """``outcome``'s task instance: the run's task states and what the upstream steps handed over."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+        self.handed: dict[tuple[str, str | None], Any] = {
+            ("plan", None): [{"lab_name": "DevLab", "image_name": "A"}, {"lab_name": "QALab", "image_name": "B"}],
+            ("plan", "regional"): [{"lab_name": "TestLab", "image_name": "C"}],
+            ("capture.list_factory_vms", None): [{"vm_name": "vm-ubuntu"}],
+            ("retire.decide", None): [
+                {"kind": "catalogue_version", "where": "(factory storage)", "name": "x.vhd"},
+                {"kind": "custom_image", "where": "QALab", "name": "old"},
+            ],
+        }
+
+    def get_task_states(self, dag_id: str, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        assert (dag_id, run_ids) == ("image_factory", ["r1"])
+        states = {"distribute_1": "failed", "distribute_regional_0": "success", "capture.capture_vm_0": "failed"}
+        return {"r1": {**states, "retire.delete_0": "failed", "retire.delete_1": "failed", "outcome": "running"}}
+
+    def xcom_pull(self, task_ids: str, key: str | None = None) -> Any:
+        return self.handed.get((task_ids, key))
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def test_outcome_names_the_failed_tasks_for_the_callback() -> None:
+    from image_factory.notifications.send import collect_failures
+
+    ti = OutcomeTi()
+    dag_run = type("DagRun", (), {"dag_id": "image_factory", "run_id": "r1"})()
+    found = collect_failures({"ti": ti, "dag_run": dag_run})
+    assert [(t.task_id, t.map_index, t.label) for t in found] == [
+        ("capture.capture_vm", 0, "vm-ubuntu"),
+        ("distribute", 1, "QALab / B"),
+        ("retire.delete", 0, "(factory storage): x.vhd"),
+        ("retire.delete", 1, "QALab / old"),
+    ]
+    assert ti.pushed[FAILURES_XCOM_KEY] == [t.to_dict() for t in found]

@@ -84,10 +84,10 @@ def _task_line(task: FailedTask) -> str:
 
 
 def failed_run_message(
-    dag_id: str, run_id: str, tasks: Sequence[FailedTask], *, reason: str = "", url: str = ""
+    dag_id: str, run_id: str, tasks: Sequence[FailedTask] | None, *, reason: str = "", url: str = ""
 ) -> Message:
-    """The message of a failed run: which tasks and labs, and what to do."""
-    labs = labs_of(tasks)
+    """The message of a failed run: which tasks and labs, and what to do (``tasks`` None: they are not known)."""
+    labs = labs_of(tasks or ())
     about = f": {', '.join(labs)}" if labs else ""
     lines = [f"The image factory run {run_id} ({dag_id}) failed" + (f" ({reason})." if reason else ".")]
     if url:
@@ -95,6 +95,8 @@ def failed_run_message(
     lines.append("")
     if tasks:
         lines += ["Failed tasks:", *(_task_line(t) for t in tasks), ""]
+    elif tasks is None:
+        lines += ["Which tasks failed is not known here: see the run's Grid view.", ""]
     else:
         lines += ["No failed task was found: the run may have timed out or been marked failed by hand.", ""]
     if labs:

@@ -51,7 +51,18 @@ def send(settings: NotificationSettings, message: Message, context: Context | Ma
     """Send ``message`` with the configured notifier (its errors propagate: the caller decides)."""
     notifier = make_notifier(settings, message)
     log.info("Notifying through %s: %s", settings.notifier, message.subject)
-    notifier(context)
+    notifier(_renderable(context))
+
+
+def _renderable(context: Context | Mapping[str, Any]) -> Any:
+    """Return ``context`` for a notifier's Jinja rendering: without a ``dag`` that cannot template.
+
+    ``dag.test()`` hands DAG callbacks the scheduler's serialized DAG, which has no template environment.
+    """
+    dag = context.get("dag")
+    if dag is None or hasattr(dag, "get_template_env"):
+        return context
+    return {k: v for k, v in context.items() if k != "dag"}
 
 
 def ui_url(*parts: str) -> str:
@@ -112,6 +123,9 @@ class FailedRunNotifier(BaseNotifier):
         super().__init__()
         self.settings = settings
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render nothing: this notifier has no template fields (the configured one renders its own)."""
+
     def notify(self, context: Context) -> None:
         """Build the message from the run's context and send it through the configured notifier."""
         settings = self.settings
@@ -127,11 +141,14 @@ class FailedRunNotifier(BaseNotifier):
         send(settings, message, context)
 
     @staticmethod
-    def _failures(context: Mapping[str, Any]) -> Sequence[FailedTask]:
+    def _failures(context: Mapping[str, Any]) -> Sequence[FailedTask] | None:
+        """Return what ``outcome`` handed over, or None when it cannot be read (the message then says so)."""
         ti = context.get("ti")
         try:
             handed = ti.xcom_pull(task_ids=OUTCOME_TASK_ID, key=FAILURES_XCOM_KEY) if ti is not None else None
         except Exception:  # the callback must still tell someone, even without the names
             log.warning("Could not read which tasks failed; the message names none", exc_info=True)
-            handed = None
-        return [FailedTask.from_dict(t) for t in handed or () if isinstance(t, Mapping)]
+            return None
+        if not isinstance(handed, list):
+            return None
+        return [FailedTask.from_dict(t) for t in handed if isinstance(t, Mapping)]

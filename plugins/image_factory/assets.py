@@ -128,9 +128,17 @@ def announce(run: RunContext, outlet_events: Any) -> list[dict[str, Any]]:
         log.info("Nothing to announce: %s", "dry run" if plan is not None else "no plan")
         return []
     ti = run.xcom()
-    regional = ti.xcom_pull(task_ids=PLAN_TASK_ID, key=REGIONAL_XCOM_KEY) or []
-    pairs = list(plan.pairs) + [Pair.from_dict(dict(p)) for p in regional if isinstance(p, Mapping)]
-    results = ti.xcom_pull(task_ids=["distribute", "distribute_regional"]) or []
+    pairs = list(plan.pairs)  # both waves
+    waves = {
+        "distribute": ti.xcom_pull(task_ids=PLAN_TASK_ID) or [],
+        "distribute_regional": ti.xcom_pull(task_ids=PLAN_TASK_ID, key=REGIONAL_XCOM_KEY) or [],
+    }
+    results: list[Any] = []
+    for task_id, wave in waves.items():
+        # One map index per item of the wave; a failed task's index has none.
+        if wave:
+            results += list(ti.xcom_pull(task_ids=task_id, map_indexes=list(range(len(wave)))) or [])
+    log.info("%d pair(s) planned, %d distribute result(s) handed over", len(pairs), sum(1 for r in results if r))
     found = releases(pairs, results, plan.skipped, ()) if pairs else []
     if found:
         found = releases(pairs, results, plan.skipped, read_catalogue(run).images)

@@ -55,12 +55,15 @@ def test_nothing_distributed_is_no_release() -> None:
 
 class FakeTi:
     def __init__(self, plan: Plan, regional: list[dict[str, Any]], results: list[Any]) -> None:
-        self.data = {("plan", "plan"): plan.to_dict(), ("plan", "regional"): regional}
-        self.results = results
+        direct = [p.to_dict() for p in plan.pairs if p.to_dict() not in regional]
+        self.data = {("plan", "plan"): plan.to_dict(), ("plan", "regional"): regional, ("plan", "return_value"): direct}
+        self.waves = {"distribute": results[: len(direct)], "distribute_regional": results[len(direct) :]}
 
-    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
-        if task_ids == ["distribute", "distribute_regional"]:
-            return self.results
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", map_indexes: Any = None) -> Any:
+        if task_ids in self.waves:
+            values = self.waves[task_ids]
+            assert map_indexes == list(range(len(values)))
+            return values
         return self.data.get((task_ids, key))
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -88,7 +91,7 @@ def run_with(ti: FakeTi, **params: Any) -> RunContext:
 
 def test_announce_adds_an_event_per_release_through_the_alias(monkeypatch: Any) -> None:
     dev, qa = pair("DevLab", DATACENTER), pair("QALab", DATACENTER)
-    ti = FakeTi(Plan(pairs=(dev,)), [qa.to_dict()], [done(dev), done(qa, "present")])
+    ti = FakeTi(Plan(pairs=(dev, qa)), [qa.to_dict()], [done(dev), done(qa, "present")])
     monkeypatch.setattr("image_factory.tasks.read_catalogue", lambda run: type("C", (), {"images": CATALOGUE}))
     events = Events()
     extras = assets.announce(run_with(ti), events)

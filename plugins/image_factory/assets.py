@@ -9,6 +9,7 @@ which version reached which labs, its size and its VHD footer's digest (see :cla
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,16 @@ def _sorted(labs: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(labs), key=str.casefold))
 
 
+def _result(value: Any) -> Mapping[str, Any]:
+    """A distribute task's result: a dict, or its JSON text (as the triggerer's TaskSuccessEvent stores it)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, Mapping) else {}
+
+
 def releases(
     pairs: Sequence[Pair],
     results: Iterable[Any],
@@ -82,8 +93,8 @@ def releases(
     """
     ended = {
         (str(r.get("lab", "")).casefold(), str(r.get("image_name", "")))
-        for r in results
-        if isinstance(r, Mapping) and r.get("action") in DONE_ACTIONS
+        for r in map(_result, results)
+        if r.get("action") in DONE_ACTIONS
     }
     groups: dict[tuple[str, str], list[Pair]] = {}
     for pair in pairs:
@@ -138,7 +149,10 @@ def announce(run: RunContext, outlet_events: Any) -> list[dict[str, Any]]:
         # One map index per item of the wave; a failed task's index has none.
         if wave:
             results += list(ti.xcom_pull(task_ids=task_id, map_indexes=list(range(len(wave)))) or [])
-    log.info("%d pair(s) planned, %d distribute result(s) handed over", len(pairs), sum(1 for r in results if r))
+    log.info(
+        "%d pair(s) planned, %d distribute result(s) handed over (%s)", len(pairs), sum(1 for r in results if r),
+        ", ".join(sorted({type(r).__name__ for r in results})),
+    )  # fmt: skip
     found = releases(pairs, results, plan.skipped, ()) if pairs else []
     if found:
         found = releases(pairs, results, plan.skipped, read_catalogue(run).images)

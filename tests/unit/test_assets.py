@@ -53,6 +53,14 @@ def test_nothing_distributed_is_no_release() -> None:
     assert assets.releases([dev], [{**done(dev), "action": "weird"}], [], CATALOGUE) == []
 
 
+def test_a_result_stored_as_json_text_counts() -> None:
+    import json
+
+    dev = pair("DevLab", DATACENTER)
+    [release] = assets.releases([dev], [json.dumps(done(dev)), "not json"], [], CATALOGUE)
+    assert release.labs_done == ("DevLab",)
+
+
 class FakeTi:
     def __init__(self, plan: Plan, regional: list[dict[str, Any]], results: list[Any]) -> None:
         direct = [p.to_dict() for p in plan.pairs if p.to_dict() not in regional]

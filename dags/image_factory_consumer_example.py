@@ -37,15 +37,16 @@ with DAG(
     @task
     def new_images(**context: Any) -> list[dict[str, Any]]:
         """Log and return each new version that triggered this run, with the labs that hold it."""
-        seen: list[dict[str, Any]] = []
-        for asset, events in context["triggering_asset_events"].items():
+        seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+        # An event reached through the alias is listed under the alias and under its asset: count it once.
+        for events in context["triggering_asset_events"].values():
             for event in events:
                 extra = dict(event.extra or {})
-                log.info(
-                    "%s: version %s reached %s", getattr(asset, "name", asset), extra.get("version"),
-                    ", ".join(extra.get("labs_done") or []) or "no lab",
-                )  # fmt: skip
-                seen.append(extra)
-        return seen
+                key = (str(extra.get("run_id")), str(extra.get("image_path")), str(extra.get("version")))
+                if key not in seen:
+                    labs = ", ".join(extra.get("labs_done") or []) or "no lab"
+                    log.info("%s: version %s reached %s", extra.get("image_path"), extra.get("version"), labs)
+                    seen[key] = extra
+        return list(seen.values())
 
     new_images()

@@ -20,6 +20,10 @@ Captures golden image VMs of the factory DevTest Lab into a VHD catalogue and di
    outcomes.
    Param `retire` (default on); `clean_factory` (default off) also deletes captured and failed factory VMs.
    Honours `dry_run`, `labs` and `image_paths`.
+7. **announce** — an asset event on `image_factory/<ImagePath>` (alias `image_factory_images`) per version this
+   run distributed (extra: version, labs done and failed, size, footer digest); **notify_labs** — one message
+   (factory.json `Notifications`) when labs became stale or behind. A failed run is told once too
+   (`on_failure_callback`), naming its failed tasks and labs.
 
 A capture's version is the run's day, the UTC date of its logical date (or of `run_after` for runs without one),
 or `<day>.2`, `<day>.3`… for a same-day rebuild. An unchanged VM is never captured again, so a re-run, or a quiet
@@ -35,8 +39,11 @@ from typing import Any
 from airflow.sdk import DAG, Param, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from image_factory import settings, tasks
+from image_factory import assets, settings, tasks
 from image_factory.configuration import parse_time_settings
+from image_factory.notifications.fleet_alerts import notify_labs
+from image_factory.notifications.send import FailedRunNotifier, collect_failures
+from image_factory.notifications.settings import NotificationSettings
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
 from image_factory.retention import steps as retirement
@@ -56,6 +63,8 @@ with DAG(
     max_active_runs=1,
     tags=list(settings.TAGS),
     doc_md=__doc__,
+    # One message per failed run (factory.json Notifications: SmtpNotifier by default, any notifier by class path).
+    on_failure_callback=FailedRunNotifier(NotificationSettings.from_document(FACTORY.notifications)),
     default_args={
         "owner": settings.OWNER,
         "retries": 3,
@@ -209,13 +218,30 @@ with DAG(
 
         deleted >> report()
 
+    # all_done: a version that reached some labs is announced even when another lab failed (its extra says which).
+    @task(trigger_rule="all_done", outlets=[assets.IMAGES])
+    def announce(**context: Any) -> list[dict[str, Any]]:
+        """Add an asset event per ImagePath whose new version this run distributed (version, labs, size, digest)."""
+        return assets.announce(RunContext.current(), context["outlet_events"])
+
+    # all_done: a night that left labs behind is exactly when people must be told.
+    @task(task_id="notify_labs", trigger_rule="all_done", retries=1)
+    def labs_alert(**context: Any) -> dict[str, Any]:
+        """Tell people once (factory.json Notifications) when labs became stale or behind in verify's fleet."""
+        return notify_labs(RunContext.current(), context)
+
     checked >> capture >> pairs
-    cleaned >> verify() >> retire
+    checked_labs = cleaned >> verify()
+    checked_labs >> retire
+    checked_labs >> announce()
+    checked_labs >> labs_alert()
 
     @task(trigger_rule="one_failed", retries=0)
-    def outcome() -> None:
+    def outcome(**context: Any) -> None:
         """Fail the run when any task failed: verify and retire run anyway, so a failure is not always a leaf."""
-        raise AirflowFailException("a task of this run failed: see its log and verify's report")
+        failed = collect_failures(context)  # named for the run's failure notification
+        names = ", ".join(f"{t.task_id}" + (f" [{t.label}]" if t.label else "") for t in failed) or "see the Grid view"
+        raise AirflowFailException(f"a task of this run failed ({names}): see its log and verify's report")
 
     # Downstream of every task: runs (and fails the run) only if one of them failed; skipped otherwise.
     watcher = outcome()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from image_factory.configuration.scanner import JsonPath
 from image_factory.configuration.schema import FACTORY_SCHEMA, canonical_keys, check_schema
 from image_factory.exceptions import ConfigurationError
 from image_factory.pacing import ArmBudget
+from image_factory.notifications.settings import notification_problems
 from image_factory.settings import config_dir
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ class FactorySettings:
             burst=self.arm_burst,
             concurrency=self.arm_concurrency,
         )
+    #: The ``Notifications`` object as written (read by ``image_factory.notifications.settings``); None: absent.
+    notifications: Mapping[str, Any] | None = None
 
 
 #: factory.json paths → FactorySettings fields.
@@ -93,6 +97,7 @@ FACTORY_FIELDS: dict[JsonPath, str] = {
     ("ArmBudget", "DeletesPerSecond"): "arm_deletes_per_second",
     ("ArmBudget", "Burst"): "arm_burst",
     ("ArmBudget", "Concurrency"): "arm_concurrency",
+    ("Notifications",): "notifications",
 }
 
 
@@ -136,6 +141,10 @@ def check_factory(factory_file: Path) -> tuple[Collector, FactorySettings | None
     if isinstance(schedule, str) and not _valid_cron(schedule):
         col.add(("Schedule",), f"{schedule!r} is not a valid five-field cron expression (e.g. '0 2 * * *')")
     if not schema_ok or col.errors:
+        return col, None
+    for path, message in notification_problems(doc.get("Notifications")):
+        col.add(path, message)
+    if col.errors:
         return col, None
     settings = _settings_from_doc(doc)
     _check_access_outlives_copies(col, settings)

@@ -99,6 +99,7 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "AdoptPowerShellImages": True, "FreshnessDays": 14,
         "ArmBudget": {"ReadsPerSecond": 15, "WritesPerSecond": 5, "DeletesPerSecond": 4, "Burst": 50,
                       "Concurrency": 3},
+        "Notifications": {"Arguments": {"to": "ops@example.com"}},
     }  # fmt: skip
     (cfg / "factory.json").write_text(json.dumps(doc), encoding="utf-8")
     settings = load_factory_settings(cfg)
@@ -117,6 +118,7 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "image_timeout_minutes": 20,
         "read_sas_hours": 2,
         "disk_access_seconds": 1800,
+        "notifications": {"Arguments": {"to": "ops@example.com"}},
         "adopt_powershell_images": True,
         "freshness_days": 14,
         "arm_reads_per_second": 15,

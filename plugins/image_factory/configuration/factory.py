@@ -21,8 +21,8 @@ from image_factory.configuration.reader import MAX_SETTINGS_BYTES, file_or_found
 from image_factory.configuration.scanner import JsonPath
 from image_factory.configuration.schema import FACTORY_SCHEMA, canonical_keys, check_schema
 from image_factory.exceptions import ConfigurationError
-from image_factory.pacing import ArmBudget
 from image_factory.notifications.settings import notification_problems
+from image_factory.pacing import ArmBudget
 from image_factory.settings import config_dir
 
 log = logging.getLogger(__name__)

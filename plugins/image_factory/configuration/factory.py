@@ -70,6 +70,7 @@ class FactorySettings:
             burst=self.arm_burst,
             concurrency=self.arm_concurrency,
         )
+
     #: The ``Notifications`` object as written (read by ``image_factory.notifications.settings``); None: absent.
     notifications: Mapping[str, Any] | None = None
 

@@ -97,6 +97,8 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "Connections": {"Arm": "arm2", "FactoryStorage": "st2"},
         "Timeouts": {"CopyMinutes": 30, "ImageMinutes": 20}, "ReadSasHours": 2, "DiskAccessSeconds": 1800.0,
         "AdoptPowerShellImages": True,
+        "Build": {"Enabled": True, "VmSize": "Standard_B2s", "AdminUser": "builder", "PasswordConnection": "pw",
+                  "DeployMinutes": 90, "StopMinutes": 30},
     }  # fmt: skip
     (cfg / "factory.json").write_text(json.dumps(doc), encoding="utf-8")
     settings = load_factory_settings(cfg)
@@ -116,6 +118,12 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "read_sas_hours": 2,
         "disk_access_seconds": 1800,
         "adopt_powershell_images": True,
+        "build_enabled": True,
+        "build_vm_size": "Standard_B2s",
+        "build_admin_user": "builder",
+        "build_password_conn_id": "pw",
+        "build_deploy_minutes": 90,
+        "build_stop_minutes": 30,
     }
     assert isinstance(settings.disk_access_seconds, int)
 
@@ -133,7 +141,10 @@ def test_schema_defaults_are_the_model_defaults() -> None:
     documented = _documented_defaults(schema.schema_doc(schema.FACTORY_SCHEMA))
     assert set(documented) <= set(FACTORY_FIELDS), "a documented default maps to no FactorySettings field"
     assert {FACTORY_FIELDS[path]: value for path, value in documented.items()} == {
-        name: default for name, default in model.items() if default is not dataclasses.MISSING
+        # An optional key without a default (None) documents none.
+        name: default
+        for name, default in model.items()
+        if default is not dataclasses.MISSING and default is not None
     }
     assert set(FACTORY_FIELDS.values()) == set(model), "every FactorySettings field is read from factory.json"
 

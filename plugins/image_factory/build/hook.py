@@ -214,7 +214,3 @@ def stop_vm(hook: DevTestLabsHook, subscription_id: str, resource_group: str, la
         scope = f"VM {vm_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
         raise hook.clients.fail(exc, "stop the VM", scope) from exc
 
-
-def describe_failure(message: str) -> str:
-    """Return an ARM failure's text, redacted and cut for a log line."""
-    return redact(message)[:2000]

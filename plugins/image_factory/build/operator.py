@@ -140,6 +140,7 @@ class BuildVmOperator(BaseOperator):
         from image_factory.build.hook import deployment_body  # noqa: PLC0415
         from image_factory.build.steps import read_template  # noqa: PLC0415
         from image_factory.build.template import for_build  # noqa: PLC0415
+        from image_factory.exceptions import AzureRequestError  # noqa: PLC0415
 
         built = for_build(read_template(job.image_path))
         values = {
@@ -151,8 +152,14 @@ class BuildVmOperator(BaseOperator):
         }
         body = deployment_body(built.template, {name: values[name] for name in built.parameters})
         del values
-        state = deployments.start(settings.subscription_id, settings.resource_group, job.deployment_name, body)
-        del body
+        try:
+            state = deployments.start(settings.subscription_id, settings.resource_group, job.deployment_name, body)
+        except AzureRequestError as exc:
+            if exc.status in {400, 403, 404}:  # the template, a parameter or a role: no retry fixes it
+                raise AirflowFailException(f"{job.image_path}: {exc}") from exc
+            raise
+        finally:
+            del body
         self.log.info(
             "Deploying %s as VM %s (%s, size %s, user %s) with deployment %s: %s",
             job.image_path,
@@ -245,12 +252,23 @@ class BuildVmOperator(BaseOperator):
         why: str,
         failures: Sequence[str] = (),
     ) -> None:
-        """Report a failed build, delete its VM and deployment record, and fail the task (no retry)."""
+        """Report a failed build, delete its VM and deployment record, and fail the task.
+
+        No retry: a build takes an hour in Azure and what failed (an artifact, the template) fails again; the next
+        night builds anew. A VM of that name that the deployment did not make (``Conflict``) is left alone.
+        """
+        from image_factory.exceptions import AzureRequestError  # noqa: PLC0415
+
         for line in failures:
             self.log.error("%s: artifact %s", job.vm_name, line)
-        deleted = dtl.delete_vm(settings.subscription_id, settings.resource_group, settings.lab_name, job.vm_name)
-        deployments.delete(settings.subscription_id, settings.resource_group, job.deployment_name)
-        gone = "its VM was deleted" if deleted else "no VM was left"
+        deleted = False
+        if "conflict" not in why.casefold():
+            deleted = dtl.delete_vm(settings.subscription_id, settings.resource_group, settings.lab_name, job.vm_name)
+        try:
+            deployments.delete(settings.subscription_id, settings.resource_group, job.deployment_name)
+        except AzureRequestError as exc:  # e.g. still running at its deadline: ARM refuses, the record stays
+            self.log.warning("Could not delete deployment %s: %s", job.deployment_name, exc)
+        gone = "its VM was deleted" if deleted else "no VM of this build was left"
         detail = "".join(f"\n  - {line}" for line in failures)
         raise AirflowFailException(
             str(BuildError(f"build of {job.image_path} as {job.vm_name} failed: {why}; {gone}{detail}"))

@@ -56,8 +56,9 @@ def test_a_linux_template_gets_linux_deprovision_after_its_own_artifacts() -> No
     "last",
     [
         artifact_id("windows-sysprep"),
-        "[resourceId('Microsoft.DevTestLab/labs/artifactSources/artifacts', parameters('labName'), 'public repo', 'WINDOWS-SYSPREP')]",
-        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DevTestLab/labs/l/artifactSources/public repo/artifacts/windows-sysprep",
+        artifact_id("windows-sysprep").upper(),
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DevTestLab/labs/l/artifactSources/public repo"
+        "/artifacts/windows-sysprep",
     ],
 )
 def test_a_template_that_already_ends_with_it_is_left_as_it_is(last: str) -> None:

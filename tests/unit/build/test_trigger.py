@@ -84,7 +84,7 @@ async def test_run_waits_for_the_vm_to_be_deallocated(monkeypatch: pytest.Monkey
     powers = ["running", "stopped", "deallocated"]
 
     class Client:
-        class virtual_machines:  # noqa: N801 - the SDK's attribute name
+        class virtual_machines:  # the SDK's attribute name
             @staticmethod
             async def get(*args: Any, **kwargs: Any) -> Any:
                 code = powers.pop(0) if len(powers) > 1 else powers[0]

@@ -11,10 +11,12 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 SERVICES = frozenset({"arm", "blob"})
-KINDS = frozenset({"status", "delay", "reset", "copy_fail", "copy_abort"})
+KINDS = frozenset({"status", "delay", "reset", "copy_fail", "copy_abort", "artifact_fail"})
 #: Kinds that only make sense when a copy starts; they match only the ``CopyBlob`` operation.
 COPY_KINDS = frozenset({"copy_fail", "copy_abort"})
 COPY_OPERATION = "CopyBlob"
+#: Kind of rules that make a lab VM's artifact end Failed (asked by the VM build, never matching a request).
+ARTIFACT_KIND = "artifact_fail"
 #: Pseudo-method of rules that make a long-running operation end Failed (ARM custom images).
 LRO_METHOD = "LRO"
 THROTTLE_STATUSES = frozenset({429, 503})
@@ -29,7 +31,7 @@ DEFAULT_ERROR_CODES = {
     503: "ServerBusy",
     504: "GatewayTimeout",
 }
-_GLOB_KEYS = ("operation", "account", "path", "method")
+_GLOB_KEYS = ("operation", "account", "path", "method", "artifact", "lab", "vm")
 _KNOWN_KEYS = frozenset(
     {
         "service",
@@ -109,12 +111,29 @@ class FaultRules:
             return [self._describe(rule) for rule in self._rules]
 
     def match(
-        self, *, service: str, operation: str, method: str, path: str, account: str | None = None
+        self,
+        *,
+        service: str,
+        operation: str,
+        method: str,
+        path: str,
+        account: str | None = None,
+        artifact: str | None = None,
+        lab: str | None = None,
+        vm: str | None = None,
     ) -> Fault | None:
-        """Return the fault to apply to a request, counting matches and firings, or None."""
+        """Return the fault to apply to a request (or to an artifact, given ``artifact``), counting it, or None."""
         with self._lock:
             for rule in self._rules:
-                values = {"operation": operation, "method": method.upper(), "path": path, "account": account}
+                values = {
+                    "operation": operation,
+                    "method": method.upper(),
+                    "path": path,
+                    "account": account,
+                    "artifact": artifact,
+                    "lab": lab,
+                    "vm": vm,
+                }
                 if not _applies(rule.spec, service, values):
                     continue
                 rule.matches += 1
@@ -179,7 +198,9 @@ def _applies(spec: dict[str, Any], service: str, values: dict[str, str | None]) 
     # Method "LRO" is the outcome of a long-running operation (asked by the handler, not a request): only rules
     # naming that method exactly apply to it, and they never apply to requests.
     lro_mismatch = (values["method"] == LRO_METHOD) != (spec["method"].upper() == LRO_METHOD)
-    if copy_mismatch or lro_mismatch:
+    # An artifact_fail rule applies only to artifacts, and only such rules do.
+    artifact_mismatch = (spec["kind"] == ARTIFACT_KIND) != (values["artifact"] is not None)
+    if copy_mismatch or lro_mismatch or artifact_mismatch:
         return False
     for key in _GLOB_KEYS:
         pattern = spec[key]
@@ -188,8 +209,8 @@ def _applies(spec: dict[str, Any], service: str, values: dict[str, str | None]) 
         value = values[key]
         if value is None:
             return False
-        if key in ("method", "account", "path"):
-            # Azure compares account names, methods and (ARM) paths case-insensitively.
+        if key in ("method", "account", "path", "artifact", "lab", "vm"):
+            # Azure compares account names, methods, (ARM) paths and lab, VM and artifact names case-insensitively.
             if not fnmatchcase(value.lower(), pattern.lower()):
                 return False
         elif not fnmatchcase(value, pattern):
@@ -212,6 +233,8 @@ def _normalize(rule: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"fault rule 'kind' must be one of {sorted(KINDS)}, not {kind!r}")
     if kind in COPY_KINDS and service != "blob":
         raise ValueError(f"fault kind {kind!r} applies only to service 'blob'")
+    if kind == ARTIFACT_KIND and (service != "arm" or not isinstance(rule.get("artifact"), str)):
+        raise ValueError("fault kind 'artifact_fail' applies to service 'arm' and needs 'artifact' (a glob)")
     spec: dict[str, Any] = {"service": service, "kind": kind}
     for key in _GLOB_KEYS:
         value = rule.get(key, "*")

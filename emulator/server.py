@@ -172,4 +172,5 @@ async def serve(
                     await asyncio.wait_for(task, 10)
             if front is not None:
                 await front.services.lro.stop()
+                await front.deployments.stop()
             await storage.stop()

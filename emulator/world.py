@@ -77,6 +77,19 @@ class LabSpec:
     created: datetime = DEFAULT_CREATED
 
 
+#: The settings ``POST /_emulator/config`` and a world file's ``settings`` may change.
+SETTING_KEYS = (
+    "lro_seconds",
+    "copy_seconds",
+    "page_size",
+    "token_lifetime",
+    "vm_create_seconds",
+    "artifact_seconds",
+    "deallocate_seconds",
+    "build_disk_mib",
+)
+
+
 @dataclass
 class Settings:
     """Tunable timings and sizes (changed at run time through ``POST /_emulator/config``)."""
@@ -85,15 +98,23 @@ class Settings:
     copy_seconds: float = 2.0
     page_size: int = 50
     token_lifetime: int = 3600
+    #: Lab VM builds (template deployments): before the artifacts start, per artifact, from a sysprep/deprovision
+    #: artifact's stop to the VM's deallocation, and the size of a built VM's OS disk.
+    vm_create_seconds: float = 2.0
+    artifact_seconds: float = 1.0
+    deallocate_seconds: float = 2.0
+    build_disk_mib: int = 1
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply the known keys of ``values``; raise WorldError on an unknown key or a bad value."""
         for key, value in values.items():
-            if key not in {"lro_seconds", "copy_seconds", "page_size", "token_lifetime"}:
+            if key not in SETTING_KEYS:
                 raise WorldError(f"unknown setting {key!r}")
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 raise WorldError(f"setting {key!r} must be a non-negative number")
-            if key in {"page_size", "token_lifetime"}:
+            if key == "build_disk_mib" and not 1 <= value <= 64:
+                raise WorldError("setting 'build_disk_mib' must be between 1 and 64")
+            if key in {"page_size", "token_lifetime", "build_disk_mib"}:
                 if int(value) < 1:
                     raise WorldError(f"setting {key!r} must be at least 1")
                 setattr(self, key, int(value))

@@ -18,6 +18,7 @@ from emulator.arm.auth import Authorizer
 from emulator.arm.compute import Compute
 from emulator.arm.control import Control
 from emulator.arm.core import ArmRoute, Call, FaultsApi, RateLimits, Services, StorageApi
+from emulator.arm.deployments import Deployments
 from emulator.arm.devtestlabs import DevTestLabs
 from emulator.arm.errors import ArmError
 from emulator.arm.lro import LroManager
@@ -66,14 +67,16 @@ class ResetResponse(Response):
 class ArmFrontDoor:
     """Dispatch ARM requests to the DevTest Labs and Compute handlers."""
 
-    def __init__(self, services: Services, dtl: DevTestLabs, compute: Compute) -> None:
+    def __init__(self, services: Services, dtl: DevTestLabs, compute: Compute, deployments: Deployments) -> None:
         self.services = services
         self.dtl = dtl
         self.compute = compute
+        self.deployments = deployments
         self.rate_limits = RateLimits()
         routes = [
             *dtl.routes(),
             *compute.routes(),
+            *deployments.routes(),
             ArmRoute(
                 "GET", _OPERATIONS + "/operations/{id}", "AsyncOperations_Get", "", self.operation_status, poll=True
             ),
@@ -231,7 +234,7 @@ def build_app(
     )
     dtl = DevTestLabs(services)
     compute = Compute(services, dtl)
-    front = ArmFrontDoor(services, dtl, compute)
+    front = ArmFrontDoor(services, dtl, compute, Deployments(services, dtl))
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _HideInjectedResets) for f in uvicorn_log.filters):
         uvicorn_log.addFilter(_HideInjectedResets())

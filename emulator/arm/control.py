@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from emulator.world import WorldError
+from emulator.world import SETTING_KEYS, WorldError
 
 if TYPE_CHECKING:
     from emulator.arm.app import ArmFrontDoor
@@ -152,12 +152,13 @@ class Control:
                 "disk_access": self.front.compute.state(),
                 "operations_in_progress": self.front.services.lro.in_progress(),
                 "world_changes": list(self.changes.changes),
+                "deployments": self.front.deployments.state(),
                 "blobs": blobs,
             }
         )
 
     async def config(self, request: Request) -> Response:
-        """Change lro_seconds, copy_seconds, page_size, token_lifetime; answer the new settings."""
+        """Change the settings (``emulator.world.SETTING_KEYS``); answer the new settings."""
         if refused := self._refuse(request):
             return refused
         body = await self._body(request)
@@ -171,14 +172,7 @@ class Control:
         if "copy_seconds" in body and hasattr(self.storage, "configure"):
             await _maybe_await(self.storage.configure(copy_seconds=settings.copy_seconds))
         log.info("settings changed: %s", body)
-        return JSONResponse(
-            {
-                "lro_seconds": settings.lro_seconds,
-                "copy_seconds": settings.copy_seconds,
-                "page_size": settings.page_size,
-                "token_lifetime": settings.token_lifetime,
-            }
-        )
+        return JSONResponse({key: getattr(settings, key) for key in SETTING_KEYS})
 
     def routes(self) -> list[BaseRoute]:
         """Return the control API routes (mounted under ``/_emulator``)."""

@@ -55,7 +55,18 @@ class StorageApi(Protocol):
 class FaultsApi(Protocol):
     """The part of ``emulator.faults.FaultRules`` the ARM side uses."""
 
-    def match(self, *, service: str, operation: str, method: str, path: str, account: str | None = None) -> Any: ...
+    def match(
+        self,
+        *,
+        service: str,
+        operation: str,
+        method: str,
+        path: str,
+        account: str | None = None,
+        artifact: str | None = None,
+        lab: str | None = None,
+        vm: str | None = None,
+    ) -> Any: ...
 
     def record_throttle(self, *, service: str, operation: str, method: str, path: str, retry_after: float) -> None: ...
 

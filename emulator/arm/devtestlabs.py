@@ -20,6 +20,7 @@ from emulator.arm.labs import (
     LabDirectory,
     LabState,
     VmState,
+    artifact_deployment_status,
 )
 from emulator.world import compute_resource_group
 
@@ -72,8 +73,8 @@ class DevTestLabs(LabDirectory):
         }
 
     @staticmethod
-    def vm_body(lab: LabState, vm: VmState, *, expand_compute: bool) -> dict[str, Any]:
-        """Render a lab VM, with ``properties.computeVm`` when expanded."""
+    def vm_body(lab: LabState, vm: VmState, *, expand_compute: bool, expand_artifacts: bool = False) -> dict[str, Any]:
+        """Render a lab VM, with ``properties.computeVm`` and ``properties.artifacts`` when expanded."""
         spec = vm.spec
         compute_rg = compute_resource_group(lab.spec, spec)
         compute_id = (
@@ -98,7 +99,11 @@ class DevTestLabs(LabDirectory):
             "lastKnownPowerState": "Running" if vm.power_state == "running" else "Stopped",
             "provisioningState": vm.provisioning_state,
             "uniqueIdentifier": vm.unique_id,
+            "artifactDeploymentStatus": artifact_deployment_status(vm.artifacts),
+            **vm.properties,
         }
+        if expand_artifacts:
+            props["artifacts"] = [artifact.body() for artifact in vm.artifacts]
         if expand_compute:
             prov = "succeeded" if vm.provisioning_state == "Succeeded" else vm.provisioning_state.lower()
             props["computeVm"] = {
@@ -186,19 +191,26 @@ class DevTestLabs(LabDirectory):
     def _expand_compute(self, call: Call) -> bool:
         return "computevm" in (call.query("$expand") or "").replace(" ", "").lower()
 
+    def _expand_artifacts(self, call: Call) -> bool:
+        return "artifacts" in (call.query("$expand") or "").replace(" ", "").lower()
+
     async def vms_list(self, call: Call) -> Response:
         """List a lab's VMs."""
         scope = f"{self.lab_scope(call)}/virtualmachines"
         self.authorize(call, scope, f"{NAMESPACE}/labs/virtualMachines/read", write=False)
         lab = self.lab(call, parent=True)
-        expand = self._expand_compute(call)
-        items = [self.vm_body(lab, vm, expand_compute=expand) for vm in lab.vms.values()]
+        expand, artifacts = self._expand_compute(call), self._expand_artifacts(call)
+        items = [self.vm_body(lab, vm, expand_compute=expand, expand_artifacts=artifacts) for vm in lab.vms.values()]
         return paged(call, items, self.page_size())
 
     async def vms_get(self, call: Call) -> Response:
         """Get one lab VM."""
         lab, vm = self.get_child(call, "virtualMachines", lambda lab: lab.vms)
-        return JSONResponse(self.vm_body(lab, vm, expand_compute=self._expand_compute(call)))
+        return JSONResponse(
+            self.vm_body(
+                lab, vm, expand_compute=self._expand_compute(call), expand_artifacts=self._expand_artifacts(call)
+            )
+        )
 
     async def vms_delete(self, call: Call) -> Response:
         """Delete a lab VM (LRO)."""
@@ -233,6 +245,8 @@ class DevTestLabs(LabDirectory):
                     "tags": dict(vm.spec.tags),
                     "os_disk_id": vm.disk.id,
                     "os_disk": vm.disk.describe(),
+                    "artifacts": [{"name": a.name, "status": a.status} for a in vm.artifacts],
+                    "artifact_deployment_status": artifact_deployment_status(vm.artifacts),
                 }
                 for vm in lab.vms.values()
             ]

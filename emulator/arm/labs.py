@@ -113,6 +113,56 @@ def initial_disk(lab: LabSpec, vm: VmSpec) -> DiskState:
 
 
 @dataclass
+class ArtifactState:
+    """An artifact applied to a lab VM, as DevTest Labs reports it (``properties.artifacts``)."""
+
+    artifact_id: str
+    name: str
+    parameters: list[dict[str, Any]]
+    #: ``Pending``, ``Installing``, ``Succeeded``, ``Failed`` or ``Skipped``.
+    status: str = "Pending"
+    install_time: str | None = None
+    deployment_status_message: str | None = None
+    vm_extension_status_message: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """Render the artifact as ``ArtifactInstallProperties``."""
+        body: dict[str, Any] = {
+            "artifactId": self.artifact_id,
+            "artifactTitle": self.name,
+            "parameters": [dict(p) for p in self.parameters],
+            "status": self.status,
+        }
+        if self.deployment_status_message is not None:
+            body["deploymentStatusMessage"] = self.deployment_status_message
+        if self.vm_extension_status_message is not None:
+            body["vmExtensionStatusMessage"] = self.vm_extension_status_message
+        if self.install_time is not None:
+            body["installTime"] = self.install_time
+        return body
+
+
+def artifact_deployment_status(artifacts: list[ArtifactState]) -> dict[str, Any]:
+    """Summarize a VM's artifacts as ``artifactDeploymentStatus`` (no ``deploymentStatus`` without artifacts)."""
+    counts = {
+        "artifactsApplied": sum(1 for a in artifacts if a.status == "Succeeded"),
+        "totalArtifacts": len(artifacts),
+    }
+    if not artifacts:
+        return counts
+    states = {a.status for a in artifacts}
+    if "Failed" in states:
+        status = "Failed"
+    elif states == {"Succeeded"}:
+        status = "Succeeded"
+    elif states == {"Pending"}:
+        status = "NotStarted"
+    else:
+        status = "Running"
+    return {"deploymentStatus": status, **counts}
+
+
+@dataclass
 class VmState:
     """A lab VM as the emulator holds it."""
 
@@ -122,6 +172,10 @@ class VmState:
     disk: DiskState
     created: str = field(default_factory=_now)
     unique_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: Artifacts applied by a template deployment (none for the world file's VMs).
+    artifacts: list[ArtifactState] = field(default_factory=list)
+    #: Properties a template deployment gave the VM (notes, galleryImageReference, userName, …; never a password).
+    properties: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -3,7 +3,8 @@
 build → capture → distribute → clean → retire: the factory makes its VMs from the GoldenImages/ templates
 (param ``build=on``; factory.json's ``Build.Enabled`` is off in the sample), captures them, distributes their
 images, deletes the VMs once catalogued and leaves the factory lab empty. One template's artifact is made to fail
-(the emulator's ``artifact_fail`` fault on ``windows-chocolatey``, used only by ``Win2016/SQLExpress.json``): its
+(the emulator's ``artifact_fail`` fault on ``windows-chocolatey`` in the VM built from ``Win2016/SQLExpress.json``,
+named ``SQLExpres-<hash>``): its
 failure is reported with the artifact's status and message, its VM deleted, and every other template's image still
 reaches the labs. A second night (``weeks``) builds everything again: new disks, a new version in every lab.
 """

@@ -58,7 +58,8 @@ def _error_text(error: Any) -> str | None:
 def deployment_state(deployment: Any) -> DeploymentState:
     """Map an SDK ``DeploymentExtended`` to its state."""
     properties = getattr(deployment, "properties", None)
-    state = str(getattr(properties, "provisioning_state", None) or "Unknown")
+    value = getattr(properties, "provisioning_state", None) or "Unknown"
+    state = str(getattr(value, "value", value))  # the SDK's enum: its value, never "ProvisioningState.X"
     return DeploymentState(provisioning_state=state, error=_error_text(getattr(properties, "error", None)))
 
 

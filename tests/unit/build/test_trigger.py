@@ -118,3 +118,25 @@ async def test_run_turns_an_exception_into_an_error_event(monkeypatch: pytest.Mo
     monkeypatch.setattr(build_hook, "DeploymentsAsyncHook", lambda conn_id: Broken([]))
     events = [e async for e in trigger().run()]
     assert events[0].payload["status"] == "error" and "SECRET" not in events[0].payload["message"]
+
+
+def test_the_sdk_s_state_enum_reads_as_its_value() -> None:
+    from azure.mgmt.resource.deployments.models import DeploymentExtended
+
+    found = DeploymentExtended({"properties": {"provisioningState": "Succeeded"}})
+    assert build_hook.deployment_state(found) == DeploymentState("Succeeded")
+    failed = DeploymentExtended(
+        {
+            "properties": {
+                "provisioningState": "Failed",
+                "error": {
+                    "code": "DeploymentFailed",
+                    "message": "one failed",
+                    "details": [{"code": "Conflict", "message": "VM exists"}],
+                },
+            }
+        }
+    )
+    assert build_hook.deployment_state(failed) == DeploymentState(
+        "Failed", "DeploymentFailed: one failed; Conflict: VM exists"
+    )

@@ -214,4 +214,3 @@ def stop_vm(hook: DevTestLabsHook, subscription_id: str, resource_group: str, la
     except HttpResponseError as exc:
         scope = f"VM {vm_name} in {lab_scope(subscription_id, resource_group, lab_name)}"
         raise hook.clients.fail(exc, "stop the VM", scope) from exc
-

@@ -52,48 +52,46 @@ class BuildEvent:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def _fired(phase: Phase, label: str, state: str | None) -> Callable[..., BuildEvent]:
+    """Return a maker of this phase's events: ``make(status, text, timeout=False)`` prefixes ``label``."""
+
+    def make(status: Literal["success", "error"], text: str, *, timeout: bool = False) -> BuildEvent:
+        return BuildEvent(
+            phase=phase, status=status, label=label, message=f"{label}: {text}", state=state, timeout=timeout
+        )
+
+    return make
+
+
 def deployment_event(label: str, state: DeploymentState | None, now: float, deadline: float) -> BuildEvent | None:
     """Map a deployment's state (None: no record) to the event to fire, or None to keep waiting."""
+    value = state.provisioning_state if state is not None else None
+    fired = _fired("deployment", label, value)
     if state is None:
-        return BuildEvent(phase="deployment", status="error", label=label, message=f"{label}: the deployment is gone")
-    value = state.provisioning_state
+        return fired("error", "the deployment is gone")
     if ProvisioningState.SUCCEEDED.matches(value):
-        return BuildEvent(phase="deployment", status="success", label=label, message=f"{label}: deployed", state=value)
+        return fired("success", "deployed")
     if any(s.matches(value) for s in FAILED_PROVISIONING):
-        detail = f": {state.error}" if state.error else ""
-        return BuildEvent(
-            phase="deployment", status="error", label=label, message=f"{label}: deployment {value}{detail}", state=value
-        )
+        return fired("error", f"deployment {value}" + (f": {state.error}" if state.error else ""))
     if now >= deadline:
-        return BuildEvent(
-            phase="deployment",
-            status="error",
-            label=label,
-            message=f"{label}: deployment still {value} at its deadline (factory.json Build.DeployMinutes)",
-            state=value,
-            timeout=True,
+        return fired(
+            "error", f"deployment still {value} at its deadline (factory.json Build.DeployMinutes)", timeout=True
         )
     return None
 
 
 def deallocation_event(label: str, power_state: str | None, now: float, deadline: float) -> BuildEvent | None:
     """Map the VM's power state (None: the VM is gone) to the event to fire, or None to keep waiting."""
+    fired = _fired("deallocation", label, power_state)
     if power_state is None:
-        return BuildEvent(phase="deallocation", status="error", label=label, message=f"{label}: the VM is gone")
+        return fired("error", "the VM is gone")
     if power_state.casefold() == DEALLOCATED:
-        return BuildEvent(
-            phase="deallocation", status="success", label=label, message=f"{label}: deallocated", state=power_state
-        )
+        return fired("success", "deallocated")
     if now >= deadline:
-        return BuildEvent(
-            phase="deallocation",
-            status="error",
-            label=label,
-            message=(
-                f"{label}: the VM is still {power_state} at its deadline (factory.json Build.StopMinutes): its "
-                "sysprep / deprovision artifact did not stop it"
-            ),
-            state=power_state,
+        return fired(
+            "error",
+            f"the VM is still {power_state} at its deadline (factory.json Build.StopMinutes): its sysprep / "
+            "deprovision artifact did not stop it",
             timeout=True,
         )
     return None

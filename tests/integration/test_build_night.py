@@ -4,9 +4,9 @@ build → capture → distribute → clean → retire: the factory makes its VMs
 (param ``build=on``; factory.json's ``Build.Enabled`` is off in the sample), captures them, distributes their
 images, deletes the VMs once catalogued and leaves the factory lab empty. One template's artifact is made to fail
 (the emulator's ``artifact_fail`` fault on ``windows-chocolatey`` in the VM built from ``Win2016/SQLExpress.json``,
-named ``SQLExpres-<hash>``): its
-failure is reported with the artifact's status and message, its VM deleted, and every other template's image still
-reaches the labs. A second night (``weeks``) builds everything again: new disks, a new version in every lab.
+named ``SQLExpres-<hash>``): its failure is reported with the artifact's status and message, its VM deleted, and
+every other template's image still reaches the labs. Two more nights (``weeks``) build everything again: new disks,
+a new version in every lab each night, and retention retires the first night's (``ImagesToSave`` is 2).
 """
 
 from __future__ import annotations
@@ -102,14 +102,16 @@ def test_a_build_night_with_a_failing_artifact(azure: LocalAzure, env: dict[str,
 
 
 @pytest.mark.weeks
-def test_a_second_build_night_makes_new_versions_everywhere(azure: LocalAzure, env: dict[str, str]) -> None:
-    day = "2026-03-02"
-    result = run_dag(env, BUILD, f"{day}T02:00:00")
-    assert result["state"] == "success", result["log"]
-    assert result["tasks"]["build.build_vm"].count("success") == 4
+def test_later_build_nights_make_new_versions_that_retention_rotates_in(azure: LocalAzure, env: dict[str, str]) -> None:
+    first = "2026-03-01"
+    for day in ("2026-03-02", "2026-03-03"):
+        result = run_dag(env, BUILD, f"{day}T02:00:00")
+        assert result["state"] == "success", result["log"]
+        assert result["tasks"]["build.build_vm"].count("success") == 4, result["log"]
+        assert _lab(azure, "ImageFactory")["vms"] == []
+    # ImagesToSave is 2: the first night's versions are retired everywhere, the last two nights' are held.
     versions = _versions(azure)
-    assert ("Win2016/SQLExpress.json", day) in versions["QALab"]
+    assert ("Win2016/SQLExpress.json", "2026-03-03") in versions["QALab"]
     for lab, held in versions.items():
-        assert {v for _, v in held} <= {"2026-03-01", day}, lab
-        assert any(v == day for _, v in held), lab
-    assert _lab(azure, "ImageFactory")["vms"] == []
+        assert {v for _, v in held} == {"2026-03-02", "2026-03-03"}, (lab, held)
+        assert first not in {v for _, v in held}

@@ -250,3 +250,20 @@ def test_a_refused_put_that_no_retry_fixes_fails_at_once(
 def test_the_job_is_checked() -> None:
     with pytest.raises(ValueError, match="deployment_name"):
         BuildVmOperator(task_id="b", job={"image_path": "x", "vm_name": "y"})
+
+
+def test_a_specialized_build_is_tagged_so_and_stopped_by_the_factory(
+    fakes: tuple[FakeDtl, FakeDeployments], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dtl, deployments = fakes
+    stopped: list[str] = []
+
+    def stop(hook: Any, *where: str) -> None:
+        stopped.append(where[-1])
+        dtl.vm = lab_vm("deallocated", tags=dtl.vm.tags)
+
+    monkeypatch.setattr(build_hook, "stop_vm", stop)
+    dtl.vm, deployments.deployment = lab_vm("running"), DeploymentState("Succeeded")
+    op = BuildVmOperator(task_id="b", job={**JOB.to_dict(), "generalize": False, "appended": None})
+    assert op.build_complete({}, event("deployment"))["action"] == "built"  # type: ignore[arg-type]
+    assert dtl.tagged[0]["ImageType"] == "Specialized" and stopped == [JOB.vm_name]

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import REPO, LocalAzure, run_dag, running_local_azure
+from tests.integration.conftest import DAG_TEST, REPO, LocalAzure, running_local_azure
 
 pytestmark = [pytest.mark.emulator, pytest.mark.airflow]
 
@@ -40,6 +42,28 @@ def azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
 @pytest.fixture(scope="module")
 def env(azure: LocalAzure, airflow_home: dict[str, str]) -> dict[str, str]:
     return {**airflow_home, **azure.connection_env()}
+
+
+def run_dag(env: dict[str, str], conf: dict[str, Any], logical_date: str) -> dict[str, Any]:
+    """Run a night with ``dag.test`` (as the conftest's ``run_dag``), its whole output kept in a file for a failure."""
+    done = subprocess.run(
+        [sys.executable, "-c", DAG_TEST, json.dumps(conf), logical_date],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    kept = Path(env["IMAGE_FACTORY_REPORT_DIR"]).parent / f"night-{logical_date[:10]}.log"
+    kept.write_text(done.stdout + done.stderr, encoding="utf-8")
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            result["log"] = done.stdout + done.stderr
+            result["kept"] = str(kept)
+            return result
+    raise AssertionError(f"dag.test gave no result (rc={done.returncode}); its output: {kept}")
 
 
 def _lab(azure: LocalAzure, name: str) -> dict[str, Any]:
@@ -73,14 +97,14 @@ def test_a_build_night_with_a_failing_artifact(azure: LocalAzure, env: dict[str,
         result = run_dag(env, BUILD, f"{day}T02:00:00")
     finally:
         azure.control.delete("/faults").raise_for_status()
-    tasks, log = result["tasks"], result["log"]
+    tasks, log = result["tasks"], f"{result['tasks']}\nthe whole log: {result['kept']}"
     # The failed template fails the run; the others were built, captured and distributed.
     assert result["state"] == "failed", log
     assert sorted(tasks["build.build_vm"]) == ["failed", "success", "success", "success"], log
     assert tasks["capture.capture_vm"].count("success") == 3, log
     assert tasks["distribute"].count("success") == PAIRS_WITHOUT_SQLEXPRESS, log
-    assert re.search(r"windows-chocolatey: Failed: .*package sql-server-management-studio not found", log), log
-    assert "its VM was deleted" in log
+    assert re.search(r"windows-chocolatey: Failed: .*package sql-server-management-studio not found", result["log"])
+    assert "its VM was deleted" in result["log"]
     versions = _versions(azure)
     assert versions == {
         "DevLab": {(p, day) for p in ("Ubuntu/Ubuntu2204.json", "Win2016/Datacenter.json")},
@@ -98,7 +122,7 @@ def test_a_build_night_with_a_failing_artifact(azure: LocalAzure, env: dict[str,
     assert _lab(azure, "ImageFactory")["vms"] == []
     assert [d for d in state.get("deployments", []) if d["resource_group"] == "rg-imagefactory"] == []
     # The admin password never reached the log.
-    assert "password" not in log.casefold() or not re.search(r"password['\"]?\s*[:=]\s*['\"][^*'\"]", log)
+    assert not re.search(r"password['\"]?\s*[:=]\s*['\"][^*'\"]", result["log"], re.IGNORECASE)
 
 
 @pytest.mark.weeks
@@ -106,8 +130,8 @@ def test_later_build_nights_make_new_versions_that_retention_rotates_in(azure: L
     first = "2026-03-01"
     for day in ("2026-03-02", "2026-03-03"):
         result = run_dag(env, BUILD, f"{day}T02:00:00")
-        assert result["state"] == "success", result["log"]
-        assert result["tasks"]["build.build_vm"].count("success") == 4, result["log"]
+        assert result["state"] == "success", result["kept"]
+        assert result["tasks"]["build.build_vm"].count("success") == 4, result["kept"]
         assert _lab(azure, "ImageFactory")["vms"] == []
     # ImagesToSave is 2: the first night's versions are retired everywhere, the last two nights' are held.
     versions = _versions(azure)

@@ -90,7 +90,13 @@ def test_a_build_night_with_a_failing_artifact(azure: LocalAzure, env: dict[str,
     azure.control.post(
         "/faults",
         json=[
-            {"service": "arm", "kind": "artifact_fail", "artifact": "windows-chocolatey", "message": CHOCOLATEY_FAILS}
+            {
+                "service": "arm",
+                "kind": "artifact_fail",
+                "artifact": "windows-chocolatey",
+                "vm": "SQLExpres-*",
+                "message": CHOCOLATEY_FAILS,
+            }
         ],
     ).raise_for_status()
     try:

@@ -1,8 +1,8 @@
 """``python -m stack demo-build``: a build night on the build world (``emulator/worlds/build.json``).
 
-The factory lab starts empty: no VM built by hand. The sample ``Configuration/`` is copied under
-``.run/demo-build/`` with ``Build.Enabled`` switched on (the sample keeps it off), the stack starts on that copy,
-and the nightly run Airflow schedules on unpause builds one VM per template a lab subscribes to (ARM template
+The factory lab starts empty: no VM built by hand. The sample ``Configuration/`` is copied to
+``.run/demo-build-configuration/`` with ``Build.Enabled`` switched on (the sample keeps it off), the stack starts
+on that copy, and the nightly run Airflow schedules on unpause builds one VM per template a lab subscribes to (ARM template
 deployments with the sysprep / deprovision artifact appended), captures them, distributes their images, deletes
 the built VMs once catalogued and retires. It prints verify's matrix, what the build did per template and the
 factory lab's VMs afterwards (none). It reads the configuration as data and never imports the product.
@@ -51,7 +51,8 @@ def cmd_demo_build(args: argparse.Namespace) -> int:
     from stack.__main__ import DAG_ID, follow_run, stack_for, summarize, verify_report, wait_for_scheduled_run  # noqa: PLC0415
 
     args.world = WORLD
-    args.config = build_configuration(args.config, REPO / ".run" / RUN_NAME / "Configuration")
+    # Beside the run folder, which the stack empties when it starts.
+    args.config = build_configuration(args.config, REPO / ".run" / f"{RUN_NAME}-configuration")
     with stack_for(args, RUN_NAME, emulator_config={"copy_seconds": 2, "lro_seconds": 1}) as stack:
         factory = json.loads((args.config / "factory.json").read_text(encoding="utf-8"))["Factory"]["LabName"]
         print(f"factory lab {factory} before the night: VMs {_factory_vms(stack.azure.state(), factory) or 'none'}")

@@ -2,9 +2,9 @@
 
 The factory lab starts empty: no VM built by hand. The sample ``Configuration/`` is copied to
 ``.run/demo-build-configuration/`` with ``Build.Enabled`` switched on (the sample keeps it off), the stack starts
-on that copy, and the nightly run Airflow schedules on unpause builds one VM per template a lab subscribes to (ARM template
-deployments with the sysprep / deprovision artifact appended), captures them, distributes their images, deletes
-the built VMs once catalogued and retires. It prints verify's matrix, what the build did per template and the
+on that copy, and the nightly run Airflow schedules on unpause builds one VM per template a lab subscribes to (ARM
+template deployments with the sysprep / deprovision artifact appended), captures them, distributes their images,
+deletes the built VMs once catalogued and retires. It prints verify's matrix, what the build did per template and the
 factory lab's VMs afterwards (none). It reads the configuration as data and never imports the product.
 """
 

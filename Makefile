@@ -13,10 +13,11 @@ DATABASE ?= postgres
 # The stacks need Debian's PostgreSQL server unless they run LocalExecutor on SQLite (DATABASE=sqlite).
 PG_SERVER := $(if $(and $(filter sqlite,$(DATABASE)),$(filter local,$(EXECUTOR))),,postgres)
 
-.PHONY: help bootstrap browser postgres test weeks test-unit lint validate image-list demo up emulator bench bench-full test-celery drills demo-retention clean
+.PHONY: help bootstrap browser postgres test weeks test-unit lint validate image-list demo up emulator bench bench-full test-celery drills demo-build demo-retention clean
 
 help:
 	@echo "make demo      run the image factory end to end on the local Azure"
+	@echo "make demo-build  a build night: the factory VMs made from GoldenImages/, captured, distributed, cleaned"
 	@echo "make test      run every test (lint included)"
 	@echo "make validate  check ./Configuration (CONFIG=<dir> for another folder)"
 	@echo "make image-list  which image versions every lab holds, and who made them (JSON=1 for JSON)"
@@ -88,6 +89,9 @@ emulator: bootstrap
 
 demo: bootstrap $(PG_SERVER)
 	$(PY) -m stack demo --executor $(EXECUTOR) --database $(DATABASE)
+
+demo-build: bootstrap postgres
+	$(PY) -m stack demo-build --executor $(EXECUTOR)
 
 demo-retention: bootstrap postgres
 	$(PY) -m stack demo-retention --executor $(EXECUTOR)

@@ -5,22 +5,28 @@ Captures golden image VMs of the factory DevTest Lab into a VHD catalogue and di
 ``ImagesToSave`` versions to every lab of `labs.json`, as custom images.
 
 1. **validate_config** — `Configuration/` (labs.json, factory.json, GoldenImages/) and this run's params.
-2. **capture** — `list_factory_vms` picks deallocated VMs tagged `ImagePath` whose OS disk changed since the
-   newest catalogued version of their ImagePath (a new disk, or the VM started or deallocated since; param
-   `recapture` forces it); `capture_vm` copies each OS disk into `imagefactoryvhds/<image>.vhd` + a JSON sidecar
-   recording the disk it came from. Skipped when `capture` is false, in a dry run, and in backfills.
-3. **plan** — reads the catalogue and one inventory per lab; logs the plan table.
-4. **distribute** — one mapped task per (lab, image), throttled by the `image_distribution` pool.
-5. **verify** — re-reads the labs and fails listing what is missing; writes a JSON report, with what capture did
+2. **build** (factory.json `Build.Enabled`, param `build`) — `list_builds` lists the templates some lab subscribes
+   to (param `build_paths` narrows them); `build_vm` (mapped, in the pool, deferred while ARM deploys) deploys each
+   into the factory lab with `windows-sysprep` / `linux-deprovision` appended, reports and deletes a VM whose
+   artifacts failed, tags the others `ImagePath` and waits until they are deallocated. A dry run lists them.
+3. **capture** — `list_factory_vms` picks the VMs this run built on a build night; else deallocated VMs tagged
+   `ImagePath` whose OS disk changed since the newest catalogued version of their ImagePath (a new disk, or the
+   VM started or deallocated since; param `recapture` forces it); `capture_vm` copies each OS disk into
+   `imagefactoryvhds/<image>.vhd` + a JSON sidecar recording the disk it came from. Skipped when `capture` is
+   false, in a dry run, and in backfills.
+4. **plan** — reads the catalogue and one inventory per lab; logs the plan table.
+5. **distribute** — one mapped task per (lab, image), throttled by the `image_distribution` pool.
+6. **verify** — re-reads the labs and fails listing what is missing; writes a JSON report, with what capture did
    of each ImagePath ("captured <version> from <vm>", "unchanged since <version>").
-6. **retire** — after verify (whatever its outcome): `decide` keeps the newest `ImagesToSave` versions of every
+7. **retire** — after verify (whatever its outcome): `decide` keeps the newest `ImagesToSave` versions of every
    ImagePath in the catalogue, the factory lab and every lab, and deletes older ones, those whose golden image is
    gone and those a lab no longer subscribes to — only what the factory made, never a version this run planned
    for that lab or one still being uploaded into it; `delete` (mapped, in the pool) deletes; `report` records the
    outcomes.
    Param `retire` (default on); `clean_factory` (default off) also deletes captured and failed factory VMs.
-   Honours `dry_run`, `labs` and `image_paths`.
-7. **announce** — an asset event on `image_factory/<ImagePath>` (alias `image_factory_images`) per version this
+   Honours `dry_run`, `labs` and `image_paths`. After capture, `clean_built_vms` deletes the VMs this run built
+   once they are catalogued (the original's CleanUpFactory), so a build night leaves the factory lab empty.
+8. **announce** — an asset event on `image_factory/<ImagePath>` (alias `image_factory_images`) per version this
    run distributed (extra: version, labs done and failed, size, footer digest); **notify_labs** — one message
    (factory.json `Notifications`) when labs became stale or behind. A failed run is told once too
    (`on_failure_callback`), naming its failed tasks and labs.
@@ -40,6 +46,8 @@ from airflow.sdk import DAG, Param, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from image_factory import assets, settings, tasks
+from image_factory.build import steps as building
+from image_factory.build.operator import BuildVmOperator
 from image_factory.configuration import parse_time_settings
 from image_factory.notifications.fleet_alerts import notify_labs
 from image_factory.notifications.send import FailedRunNotifier, collect_failures
@@ -48,7 +56,7 @@ from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
 from image_factory.retention import steps as retirement
 from image_factory.retention.operator import RetireOperator
-from image_factory.run_context import RunContext
+from image_factory.run_context import BUILD_CHOICES, BUILD_FROM_CONFIG, RunContext
 
 POLL = "{{ params.copy_poll_seconds }}"
 #: factory.json read once per parse with the tasks' reader (its defaults when it cannot be used).
@@ -102,6 +110,27 @@ with DAG(
             ),
         ),
         "capture": Param(True, type="boolean", title="Capture", description="Capture factory VMs before distributing."),
+        "build": Param(
+            BUILD_FROM_CONFIG,
+            type="string",
+            enum=list(BUILD_CHOICES),
+            title="Build",
+            description=(
+                "Build the factory VMs from GoldenImages/ before capture: 'factory.json' follows its Build.Enabled, "
+                "'on' / 'off' decide for this run."
+            ),
+        ),
+        "build_paths": Param(
+            [],
+            type="array",
+            items={"type": "string", "maxLength": 1024},
+            maxItems=500,
+            title="Build paths",
+            description=(
+                "ImagePaths (folders or files under GoldenImages/) to build; empty = every template a lab "
+                "subscribes to."
+            ),
+        ),
         "dry_run": Param(
             False,
             type="boolean",
@@ -142,9 +171,24 @@ with DAG(
         """Validate Configuration/ and the run's params."""
         return tasks.validate_config(RunContext.current())
 
-    with TaskGroup("capture") as capture:
+    with TaskGroup("build") as build:
 
         @task
+        def list_builds() -> list[dict[str, Any]]:
+            """List the templates to build as factory VMs (none when the run does not build, or in a dry run)."""
+            return building.list_builds(RunContext.current())
+
+        BuildVmOperator.partial(
+            task_id="build_vm",
+            # Builds are factory jobs too: they share MaxConcurrentJobs with captures and distributions.
+            pool=FACTORY.pool,
+            poll_interval=POLL,
+            map_index_template="{{ task.job['image_path'] }}",
+        ).expand(job=list_builds())
+
+    with TaskGroup("capture") as capture:
+        # all_done: a template that failed to build must not hold back the others' captures.
+        @task(trigger_rule="all_done")
         def list_factory_vms() -> list[dict[str, Any]]:
             """List the factory VMs whose disk changed (or that recapture names), to capture."""
             return tasks.list_capture_jobs(RunContext.current())
@@ -230,7 +274,13 @@ with DAG(
         """Tell people once (factory.json Notifications) when labs became stale or behind in verify's fleet."""
         return notify_labs(RunContext.current(), context)
 
-    checked >> capture >> pairs
+    @task(trigger_rule="all_done")
+    def clean_built_vms() -> dict[str, list[str]]:
+        """Delete the VMs this run built once captured (the original's CleanUpFactory); keep the others."""
+        return building.clean_built(RunContext.current())
+
+    checked >> build >> capture >> pairs
+    capture >> clean_built_vms()
     checked_labs = cleaned >> verify()
     checked_labs >> retire
     checked_labs >> announce()

@@ -369,9 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_UI_PORT)))
     _add_engine_arguments(up)
     up.set_defaults(func=cmd_up)
+    from stack.build_demo import add_parser as add_build_demo  # noqa: PLC0415 - it imports this module back
     from stack.retention_demo import add_parser  # noqa: PLC0415 - it imports this module back
 
     add_parser(sub)
+    add_build_demo(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -43,3 +43,7 @@ class ImageCreationError(ImageFactoryError):
 
 class CaptureError(ImageFactoryError):
     """A factory VM could not be captured (disk access, copy, or the VHD is not a fixed VHD)."""
+
+
+class BuildError(ImageFactoryError):
+    """A factory VM could not be built from its template (deployment, artifacts, or it never stopped)."""

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 #: Run type of the runs ``airflow backfill create`` makes (``DagRunType.BACKFILL_JOB``).
 BACKFILL_RUN_TYPE = "backfill"
 
+#: The ``build`` param's values: follow factory.json's ``Build.Enabled``, or build / do not build this run.
+BUILD_FROM_CONFIG = "factory.json"
+BUILD_CHOICES: dict[str, bool | None] = {BUILD_FROM_CONFIG: None, "on": True, "off": False}
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -50,6 +54,13 @@ def _names(values: Any) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in values if str(v).strip())
 
 
+def _build_choice(value: Any) -> bool | str | None:
+    """Return the ``build`` param as True/False/None (factory.json), or ``"?"`` when it is none of its choices."""
+    if value is None or isinstance(value, bool):
+        return value
+    return BUILD_CHOICES.get(str(value).strip().casefold(), "?")
+
+
 @dataclass(frozen=True)
 class RunParams:
     """The run's params (the trigger form), parsed once.
@@ -66,6 +77,10 @@ class RunParams:
     copy_poll_seconds: int = DEFAULT_POLL_SECONDS
     retire: bool = True
     clean_factory: bool = False
+    #: Build override: True/False for this run, None = factory.json's ``Build.Enabled``.
+    build: bool | None = None
+    #: ImagePath selectors the build is limited to (empty = every template the run would build).
+    build_paths: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
 
     @classmethod
@@ -76,6 +91,9 @@ class RunParams:
         if not isinstance(poll, int) or isinstance(poll, bool) or poll < 1:
             problems.append(f"param copy_poll_seconds: {poll!r} must be an integer of at least 1")
             poll = DEFAULT_POLL_SECONDS
+        build = _build_choice(params.get("build"))
+        if build == "?":
+            problems.append(f"param build: {params.get('build')!r} must be one of {', '.join(BUILD_CHOICES)}")
         return cls(
             labs=_names(params.get("labs")),
             image_paths=_names(params.get("image_paths")),
@@ -85,6 +103,8 @@ class RunParams:
             copy_poll_seconds=poll,
             retire=bool(params.get("retire", True)),
             clean_factory=bool(params.get("clean_factory", False)),
+            build=build if isinstance(build, bool) else None,  # '?' (a problem) builds nothing either way
+            build_paths=_names(params.get("build_paths")),
             problems=tuple(problems),
         )
 

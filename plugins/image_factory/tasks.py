@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from image_factory import imagepaths, inventories, naming, uploads_left
+from image_factory.build.outcomes import build_summary, built_vm_names
 from image_factory.capture_rules import CaptureDecision, decide_captures, select_candidates, source_of
 from image_factory.catalogue import Catalogue, build_catalogue
 from image_factory.configuration import Configuration
@@ -48,7 +49,11 @@ def check_params(params: RunParams, config: Configuration) -> list[str]:
         if name.casefold() not in known:
             listed = ", ".join(sorted(lab.lab_name for lab in config.labs))
             problems.append(f"param labs: {name!r} is not a lab in labs.json (known: {listed})")
-    for name, paths in (("image_paths", params.image_paths), ("recapture", params.recapture)):
+    for name, paths in (
+        ("image_paths", params.image_paths),
+        ("recapture", params.recapture),
+        ("build_paths", params.build_paths),
+    ):
         for path in paths:
             if not imagepaths.selected([path], config.golden_images):
                 problems.append(f"param {name}: {path!r} selects no golden image under GoldenImages/")
@@ -61,6 +66,11 @@ def _checked_config(run: RunContext) -> Configuration:
     if problems:
         raise ConfigurationError("The run's params do not match the configuration", problems)
     return run.config
+
+
+def checked_config(run: RunContext) -> Configuration:
+    """Return the run's configuration, refusing params that do not match it (``ConfigurationError``)."""
+    return _checked_config(run)
 
 
 @fails_fast(ConfigurationError)
@@ -109,6 +119,11 @@ def decide_capture(run: RunContext) -> CaptureDecision:
     """List the factory VMs, read each candidate's OS disk once (``Disks_Get``) and decide what to capture."""
     factory = run.config.factory
     vms = run.devtestlabs().list_vms(factory.subscription_id, factory.resource_group, factory.lab_name)
+    built = built_vm_names(run)
+    if built is not None:
+        # A build night captures what it built, never a hand-built VM of the same ImagePath.
+        log.info("This run builds: capturing only the %d VM(s) it built", len(built))
+        vms = [vm for vm in vms if vm.name.casefold() in built]
     candidates, skipped = select_candidates(vms, run.config.golden_images)
     if run.params.image_paths:
         candidates = [c for c in candidates if imagepaths.selected(run.params.image_paths, [c.image_path])]
@@ -123,12 +138,14 @@ def decide_capture(run: RunContext) -> CaptureDecision:
     return CaptureDecision(decided.jobs, skipped + decided.skipped, decided.summaries)
 
 
+@fails_fast(ConfigurationError)
 def list_capture_jobs(run: RunContext) -> list[dict[str, Any]]:
     """Return the capture jobs of this run (as dicts for mapping), or [] when the run must not capture.
 
     Hands verify, through XCom, one line per ImagePath considered: ``captured <version> from <vm>`` or
     ``unchanged since <version>``.
     """
+    _checked_config(run)  # it runs after the builds whatever they did (all_done): refuse what validate refused
     reason = capture_skip_reason(run)
     if reason:
         log.info("Not capturing: %s", reason)
@@ -276,6 +293,7 @@ def _verify_document(run: RunContext, result: Plan, inventories: Mapping[str, La
         "matrix_text": matrix_text,
         "plan_table": plan_table(result),
         "capture": capture,
+        "build": build_summary(run),
     }
     document["uploads_left"] = _uploads_left(run)
     if run.params.dry_run:

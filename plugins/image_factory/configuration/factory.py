@@ -73,6 +73,15 @@ class FactorySettings:
 
     #: The ``Notifications`` object as written (read by ``image_factory.notifications.settings``); None: absent.
     notifications: Mapping[str, Any] | None = None
+    #: Build (``Build`` in factory.json): make the factory VMs from GoldenImages/ before capture (off by default,
+    #: so a factory whose VMs are built by hand keeps working).
+    build_enabled: bool = False
+    build_vm_size: str = "Standard_D2s_v3"
+    build_admin_user: str = "adminuser"
+    #: An Airflow connection whose password is the build VMs' admin password; None: one generated per VM.
+    build_password_conn_id: str | None = None
+    build_deploy_minutes: int = 180
+    build_stop_minutes: int = 60
 
 
 #: factory.json paths → FactorySettings fields.
@@ -99,6 +108,12 @@ FACTORY_FIELDS: dict[JsonPath, str] = {
     ("ArmBudget", "Burst"): "arm_burst",
     ("ArmBudget", "Concurrency"): "arm_concurrency",
     ("Notifications",): "notifications",
+    ("Build", "Enabled"): "build_enabled",
+    ("Build", "VmSize"): "build_vm_size",
+    ("Build", "AdminUser"): "build_admin_user",
+    ("Build", "PasswordConnection"): "build_password_conn_id",
+    ("Build", "DeployMinutes"): "build_deploy_minutes",
+    ("Build", "StopMinutes"): "build_stop_minutes",
 }
 
 

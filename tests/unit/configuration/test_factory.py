@@ -100,6 +100,9 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "ArmBudget": {"ReadsPerSecond": 15, "WritesPerSecond": 5, "DeletesPerSecond": 4, "Burst": 50,
                       "Concurrency": 3},
         "Notifications": {"Arguments": {"to": "ops@example.com"}},
+        "AdoptPowerShellImages": True,
+        "Build": {"Enabled": True, "VmSize": "Standard_B2s", "AdminUser": "builder", "PasswordConnection": "pw",
+                  "DeployMinutes": 90, "StopMinutes": 30},
     }  # fmt: skip
     (cfg / "factory.json").write_text(json.dumps(doc), encoding="utf-8")
     settings = load_factory_settings(cfg)
@@ -126,6 +129,12 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "arm_deletes_per_second": 4,
         "arm_burst": 50,
         "arm_concurrency": 3,
+        "build_enabled": True,
+        "build_vm_size": "Standard_B2s",
+        "build_admin_user": "builder",
+        "build_password_conn_id": "pw",
+        "build_deploy_minutes": 90,
+        "build_stop_minutes": 30,
     }
     assert settings.arm_budget.rate("writes") == 5 and settings.arm_budget.concurrency == 3
     assert isinstance(settings.disk_access_seconds, int)
@@ -144,7 +153,10 @@ def test_schema_defaults_are_the_model_defaults() -> None:
     documented = _documented_defaults(schema.schema_doc(schema.FACTORY_SCHEMA))
     assert set(documented) <= set(FACTORY_FIELDS), "a documented default maps to no FactorySettings field"
     assert {FACTORY_FIELDS[path]: value for path, value in documented.items()} == {
-        name: default for name, default in model.items() if default is not dataclasses.MISSING
+        # An optional key without a default (None) documents none.
+        name: default
+        for name, default in model.items()
+        if default is not dataclasses.MISSING and default is not None
     }
     assert set(FACTORY_FIELDS.values()) == set(model), "every FactorySettings field is read from factory.json"
 

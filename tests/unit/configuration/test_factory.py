@@ -100,7 +100,6 @@ def test_factory_settings_every_key_is_mapped(cfg: Path) -> None:
         "ArmBudget": {"ReadsPerSecond": 15, "WritesPerSecond": 5, "DeletesPerSecond": 4, "Burst": 50,
                       "Concurrency": 3},
         "Notifications": {"Arguments": {"to": "ops@example.com"}},
-        "AdoptPowerShellImages": True,
         "Build": {"Enabled": True, "VmSize": "Standard_B2s", "AdminUser": "builder", "PasswordConnection": "pw",
                   "DeployMinutes": 90, "StopMinutes": 30},
     }  # fmt: skip

@@ -21,6 +21,7 @@ from typing import Any
 
 from stack.airflow import REPO, AirflowSettings, AirflowStack
 from stack.localazure import LocalAzure, start_local_azure
+from stack.mail import SMTP_CONN_ID, mail_server
 from stack.rest import TERMINAL_RUN_STATES, AirflowClient
 from stack.services import Services, services_for
 
@@ -322,13 +323,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         stop["now"] = True
 
-    with stack_for(args, "up", port=args.port) as stack:
+    mail_dir = REPO / ".run" / "up-mail"
+    shutil.rmtree(mail_dir, ignore_errors=True)
+    with mail_server(mail_dir) as (_mail, mail_env), stack_for(args, "up", port=args.port, extra_env=mail_env) as stack:
         stack.client.unpause(DAG_ID)
         env_file = stack.airflow.write_env_file(stack.airflow.settings.home.parent / "airflow.env")
         print(
             f"\nAirflow UI: {stack.airflow.base_url}/  user: {stack.airflow.settings.user}  "
             f"password: {stack.airflow.password}\nlocal Azure control API: {stack.azure.info['control_endpoint']}"
             f"\nairflow CLI in another shell: set -a; . {os.path.relpath(env_file)}; set +a; airflow …"
+            f"\nmail: connection {SMTP_CONN_ID} is a local SMTP server; what it receives lands in "
+            f"{os.path.relpath(mail_dir)}/ (factory.json Notifications with smtp_conn_id {SMTP_CONN_ID!r})"
             f"\nlogs: {stack.airflow.log_dir}\nCtrl-C stops everything.",
             flush=True,
         )

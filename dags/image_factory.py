@@ -50,7 +50,7 @@ from image_factory.build import steps as building
 from image_factory.build.operator import BuildVmOperator
 from image_factory.configuration import parse_time_settings
 from image_factory.notifications.fleet_alerts import notify_labs
-from image_factory.notifications.send import FailedRunNotifier, collect_failures
+from image_factory.notifications.send import FailedRunNotifier, collect_failures, outcome_message
 from image_factory.notifications.settings import NotificationSettings
 from image_factory.operators.capture import CaptureVmOperator
 from image_factory.operators.distribute import DistributeImageOperator
@@ -289,9 +289,8 @@ with DAG(
     @task(trigger_rule="one_failed", retries=0)
     def outcome(**context: Any) -> None:
         """Fail the run when any task failed: verify and retire run anyway, so a failure is not always a leaf."""
-        failed = collect_failures(context)  # named for the run's failure notification
-        names = ", ".join(f"{t.task_id}" + (f" [{t.label}]" if t.label else "") for t in failed) or "see the Grid view"
-        raise AirflowFailException(f"a task of this run failed ({names}): see its log and verify's report")
+        # collect_failures also hands the failed tasks, named, to the run's failure notification.
+        raise AirflowFailException(outcome_message(collect_failures(context)))
 
     # Downstream of every task: runs (and fails the run) only if one of them failed; skipped otherwise.
     watcher = outcome()

@@ -113,6 +113,12 @@ def collect_failures(context: Context | Mapping[str, Any]) -> list[FailedTask]:
     return found
 
 
+def outcome_message(failed: Sequence[FailedTask]) -> str:
+    """The ``outcome`` task's failure: the run's failed tasks by id and what they worked on."""
+    names = ", ".join(t.task_id + (f" [{t.label}]" if t.label else "") for t in failed) or "see the Grid view"
+    return f"a task of this run failed ({names}): see its log and verify's report"
+
+
 class FailedRunNotifier(BaseNotifier):
     """The DAG's ``on_failure_callback``: one message naming the failed tasks, their labs and what to do.
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from image_factory.notifications.messages import FailedTask, LabAlert, fleet_message
-from image_factory.notifications.send import FAILURES_XCOM_KEY, FailedRunNotifier, make_notifier, send
+from image_factory.notifications.send import FAILURES_XCOM_KEY, FailedRunNotifier, make_notifier, outcome_message, send
 from image_factory.notifications.settings import NotificationSettings
 from tests.smtp_server import Inbox, body_text, smtp_server
 
@@ -157,3 +157,11 @@ def test_outcome_names_the_failed_tasks_for_the_callback() -> None:
         ("retire.delete", 1, "QALab / old"),
     ]
     assert ti.pushed[FAILURES_XCOM_KEY] == [t.to_dict() for t in found]
+
+
+def test_the_outcome_failure_names_each_failed_task_and_what_it_worked_on() -> None:
+    failed = [FailedTask("distribute", 3, "QALab / Win2016-Datacenter"), FailedTask("verify")]
+    assert outcome_message(failed) == (
+        "a task of this run failed (distribute [QALab / Win2016-Datacenter], verify): see its log and verify's report"
+    )
+    assert "(see the Grid view)" in outcome_message([])

@@ -3,6 +3,8 @@ them, a lab made stale in the world caught up from the view (dry run, then the r
 
 Headless Debian Chromium under Playwright (tests/e2e/browser.py); one night (the one the session already ran, or
 this module's), one catch-up dry run and one catch-up run of a single lab. Screenshots under ``screenshots/``.
+It reads QALab's holdings as the demo night left them, so it runs before the e2e modules that change them
+(its name sorts it right after test_factory_e2e).
 """
 
 from __future__ import annotations

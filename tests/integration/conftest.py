@@ -170,7 +170,8 @@ def run_dag(env: dict[str, str], conf: dict[str, Any], logical_date: str) -> dic
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            result["log"] = done.stdout[-20000:] + done.stderr[-20000:]
+            result["log"] = done.stdout[-20000:] + done.stderr[-20000:]  # for assertion messages
+            result["output"] = done.stdout + done.stderr  # every line, to search
             return result
     raise AssertionError(
         f"dag.test gave no result (rc={done.returncode}):\n{done.stdout[-8000:]}\n{done.stderr[-8000:]}"

@@ -211,9 +211,9 @@ def test_a_dag_test_dry_run_shows_them_in_the_retire_table(
     }
     result = run_dag(env, {"dry_run": True, "capture": False}, f"{TODAY}T02:00:00")
     assert result["state"] == "success", result["log"]
-    assert "Dry run: retention would do this" in result["log"]
-    assert re.search(rf"would delete\s+custom_image\s+{LAB}\s+{LEGACY[0]}\s", result["log"])
-    assert "adopted from the PowerShell factory" in result["log"]
+    assert "Dry run: retention would do this" in result["output"]
+    assert re.search(rf"would delete\s+custom_image\s+{LAB}\s+{LEGACY[0]}\s", result["output"])
+    assert "adopted from the PowerShell factory" in result["output"]
     assert image_names(azure) == ALL_IMAGES and catalogue_blobs(azure) == ALL_BLOBS
 
 

@@ -77,7 +77,7 @@ def test_without_the_data_role_uploads_stay_and_are_reported_then_the_role_clean
     assert qalab["blobs"] == left["qalabstore"] and qalab["role"] == ROLE and "qalabstore" in qalab["fix"]
     sizes = {b["name"]: b["size"] for b in state["blobs"]["qalabstore"]["uploads"]}
     assert qalab["bytes"] == sum(sizes.values()) > 0
-    lines = [line for line in result["log"].splitlines() if "upload(s) left in" in line]
+    lines = [line for line in result["output"].splitlines() if "upload(s) left in" in line]
     assert [sum(f"Lab {lab}:" in line for line in lines) for lab in ("QALab", "NorthLab")] == [1, 1], lines
 
     # The role granted again, a lab user deletes QALab's SQLExpress image: the next night re-creates it from the

@@ -18,7 +18,7 @@ from tests.emulator.conftest import dtl_client
 from tests.integration.conftest import LocalAzure, run_dag
 from tests.integration.test_fanout import north_azure, north_config  # noqa: F401 - module fixtures
 
-pytestmark = [pytest.mark.emulator, pytest.mark.airflow]
+pytestmark = [pytest.mark.emulator, pytest.mark.airflow, pytest.mark.weeks]  # two nights: make weeks
 
 ROLE = "Storage Blob Data Contributor"
 SECOND_SUBSCRIPTION = "/subscriptions/22222222-2222-4222-8222-222222222222"

@@ -156,8 +156,11 @@ print("RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
 """
 
 
-def run_dag(env: dict[str, str], conf: dict[str, Any], logical_date: str) -> dict[str, Any]:
-    """Run ``dag.test`` in a subprocess; return the run state and the task states."""
+def run_dag(
+    env: dict[str, str], conf: dict[str, Any], logical_date: str, *, keep_in: Path | None = None
+) -> dict[str, Any]:
+    """Run ``dag.test`` in a subprocess; return the run state and the task states (its whole output also in the
+    file ``keep_in``, when given, for a failure)."""
     done = subprocess.run(
         [sys.executable, "-c", DAG_TEST, json.dumps(conf), logical_date],
         cwd=REPO,
@@ -167,6 +170,8 @@ def run_dag(env: dict[str, str], conf: dict[str, Any], logical_date: str) -> dic
         timeout=600,
         check=False,
     )
+    if keep_in is not None:
+        keep_in.write_text(done.stdout + done.stderr, encoding="utf-8")
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             result: dict[str, Any] = json.loads(line[len("RESULT ") :])

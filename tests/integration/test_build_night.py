@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import DAG_TEST, REPO, LocalAzure, running_local_azure
+from tests.integration import conftest as nights
+from tests.integration.conftest import REPO, LocalAzure, running_local_azure
 
 pytestmark = [pytest.mark.emulator, pytest.mark.airflow]
 
@@ -45,25 +44,9 @@ def env(azure: LocalAzure, airflow_home: dict[str, str]) -> dict[str, str]:
 
 
 def run_dag(env: dict[str, str], conf: dict[str, Any], logical_date: str) -> dict[str, Any]:
-    """Run a night with ``dag.test`` (as the conftest's ``run_dag``), its whole output kept in a file for a failure."""
-    done = subprocess.run(
-        [sys.executable, "-c", DAG_TEST, json.dumps(conf), logical_date],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
-    )
+    """Run a night with the conftest's ``run_dag``, its whole output kept in a file for a failure."""
     kept = Path(env["IMAGE_FACTORY_REPORT_DIR"]).parent / f"night-{logical_date[:10]}.log"
-    kept.write_text(done.stdout + done.stderr, encoding="utf-8")
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            result["log"] = done.stdout + done.stderr
-            result["kept"] = str(kept)
-            return result
-    raise AssertionError(f"dag.test gave no result (rc={done.returncode}); its output: {kept}")
+    return {**nights.run_dag(env, conf, logical_date, keep_in=kept), "kept": str(kept)}
 
 
 def _lab(azure: LocalAzure, name: str) -> dict[str, Any]:
@@ -109,8 +92,8 @@ def test_a_build_night_with_a_failing_artifact(azure: LocalAzure, env: dict[str,
     assert sorted(tasks["build.build_vm"]) == ["failed", "success", "success", "success"], log
     assert tasks["capture.capture_vm"].count("success") == 3, log
     assert tasks["distribute"].count("success") == PAIRS_WITHOUT_SQLEXPRESS, log
-    assert re.search(r"windows-chocolatey: Failed: .*package sql-server-management-studio not found", result["log"])
-    assert "its VM was deleted" in result["log"]
+    assert re.search(r"windows-chocolatey: Failed: .*package sql-server-management-studio not found", result["output"])
+    assert "its VM was deleted" in result["output"]
     versions = _versions(azure)
     assert versions == {
         "DevLab": {(p, day) for p in ("Ubuntu/Ubuntu2204.json", "Win2016/Datacenter.json")},
@@ -128,7 +111,7 @@ def test_a_build_night_with_a_failing_artifact(azure: LocalAzure, env: dict[str,
     assert _lab(azure, "ImageFactory")["vms"] == []
     assert [d for d in state.get("deployments", []) if d["resource_group"] == "rg-imagefactory"] == []
     # The admin password never reached the log.
-    assert not re.search(r"password['\"]?\s*[:=]\s*['\"][^*'\"]", result["log"], re.IGNORECASE)
+    assert not re.search(r"password['\"]?\s*[:=]\s*['\"][^*'\"]", result["output"], re.IGNORECASE)
 
 
 @pytest.mark.weeks
